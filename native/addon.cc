@@ -1,0 +1,114 @@
+// N-API surface: spawn(plan) and the host primitives Node lacks.
+// The plan arrives as plain JS objects (built and validated in src/plan/);
+// it is decoded here into fixed memory before clone, so the child never
+// touches V8 or allocates.
+#include <napi.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "host.h"
+#include "plan.h"
+
+namespace tsrun {
+namespace {
+
+struct DecodedPlan {
+  std::deque<std::string> strings;  // deque: element addresses stay put as it grows
+  std::deque<std::vector<char *>> vectors;
+  std::deque<std::vector<uint32_t>> ints;
+  std::vector<Step> steps;
+  Plan plan{};
+};
+
+const char *keep_string(DecodedPlan &d, const Napi::Value &v) {
+  if (v.IsUndefined() || v.IsNull()) return nullptr;
+  d.strings.push_back(v.As<Napi::String>().Utf8Value());
+  return d.strings.back().c_str();
+}
+
+char *const *keep_vector(DecodedPlan &d, const Napi::Value &v) {
+  if (!v.IsArray()) return nullptr;
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<char *> out;
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(const_cast<char *>(keep_string(d, a.Get(i))));
+  out.push_back(nullptr);
+  d.vectors.push_back(std::move(out));
+  return d.vectors.back().data();
+}
+
+bool decode(const Napi::Env &env, const Napi::Object &js, DecodedPlan &d) {
+  d.plan.clone_flags = static_cast<uint64_t>(js.Get("cloneFlags").As<Napi::Number>().Int64Value());
+  d.plan.trace = js.Get("trace").ToBoolean().Value() ? 1 : 0;
+  Napi::Value stepsv = js.Get("steps");
+  if (!stepsv.IsArray()) {
+    Napi::TypeError::New(env, "spawn: plan.steps must be an array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array steps = stepsv.As<Napi::Array>();
+  d.steps.resize(steps.Length());
+  for (uint32_t i = 0; i < steps.Length(); i++) {
+    Napi::Object s = steps.Get(i).As<Napi::Object>();
+    Step &st = d.steps[i];
+    st = Step{};
+    st.op = s.Get("op").As<Napi::Number>().Int32Value();
+    Napi::Value sv = s.Get("s");
+    if (sv.IsArray()) {
+      Napi::Array a = sv.As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length() && k < 4; k++) st.s[k] = keep_string(d, a.Get(k));
+    }
+    Napi::Value nv = s.Get("n");
+    if (nv.IsArray()) {
+      Napi::Array a = nv.As<Napi::Array>();
+      for (uint32_t k = 0; k < a.Length() && k < 5; k++) st.n[k] = a.Get(k).As<Napi::Number>().Int64Value();
+    }
+    Napi::Value iv = s.Get("ints");
+    if (iv.IsArray()) {
+      Napi::Array a = iv.As<Napi::Array>();
+      std::vector<uint32_t> out;
+      for (uint32_t k = 0; k < a.Length(); k++) out.push_back(a.Get(k).As<Napi::Number>().Uint32Value());
+      d.ints.push_back(std::move(out));
+      st.ints = d.ints.back().data();
+      st.nints = static_cast<int32_t>(d.ints.back().size());
+    }
+    st.argv = keep_vector(d, s.Get("argv"));
+    st.envp = keep_vector(d, s.Get("envp"));
+    if (st.op == OP_EXEC && (!st.argv || !st.argv[0] || !st.envp)) {
+      Napi::TypeError::New(env, "spawn: exec step needs argv[0] and envp").ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  d.plan.steps = d.steps.data();
+  d.plan.nsteps = static_cast<int>(d.steps.size());
+  return true;
+}
+
+// spawn(plan) -> { pid, sock }: the child waits on the sync socket per the plan.
+Napi::Value Spawn(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) {
+    Napi::TypeError::New(env, "spawn: expected a plan object").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  DecodedPlan d;
+  if (!decode(env, info[0].As<Napi::Object>(), d)) return env.Undefined();
+  int sock = -1;
+  int pid = spawn_plan(&d.plan, &sock);
+  if (pid < 0) return ThrowErrno(env, "clone", -pid, nullptr);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", pid);
+  out.Set("sock", sock);
+  return out;
+}
+
+}  // namespace
+}  // namespace tsrun
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  exports.Set("spawn", Napi::Function::New(env, tsrun::Spawn));
+  tsrun::RegisterHost(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(tsrun, InitAddon)

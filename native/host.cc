@@ -1,0 +1,218 @@
+// Host-side primitives Node does not have. Each is one syscall in the calling
+// (Node) process; none of them touches a namespace.
+#include "host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <string>
+#include <vector>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace tsrun {
+
+Napi::Value ThrowErrno(const Napi::Env &env, const char *syscall, int err, const char *path) {
+  const char *code = strerrorname_np(err);
+  std::string msg = std::string(syscall);
+  if (path) msg += std::string(" ") + path;
+  msg += std::string(": ") + (code ? code : "E?") + " (" + strerror(err) + ")";
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("syscall", Napi::String::New(env, syscall));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("code", Napi::String::New(env, code ? code : "UNKNOWN"));
+  if (path) e.Set("path", Napi::String::New(env, path));
+  e.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+namespace {
+
+std::string Str(const Napi::Value &v) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(); }
+int64_t Int(const Napi::Value &v) { return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : 0; }
+
+// mount(source, target, fstype, flags, data)
+Napi::Value Mount(const Napi::CallbackInfo &info) {
+  std::string src = Str(info[0]), target = Str(info[1]), type = Str(info[2]), data = Str(info[4]);
+  unsigned long flags = static_cast<unsigned long>(Int(info[3]));
+  if (mount(src.empty() ? nullptr : src.c_str(), target.c_str(), type.empty() ? nullptr : type.c_str(), flags,
+            data.empty() ? nullptr : data.c_str()) < 0)
+    return ThrowErrno(info.Env(), "mount", errno, target.c_str());
+  return info.Env().Undefined();
+}
+
+// umount2(target, flags)
+Napi::Value Umount2(const Napi::CallbackInfo &info) {
+  std::string target = Str(info[0]);
+  if (umount2(target.c_str(), static_cast<int>(Int(info[1]))) < 0) return ThrowErrno(info.Env(), "umount2", errno, target.c_str());
+  return info.Env().Undefined();
+}
+
+// mknod(path, mode, major, minor)
+Napi::Value Mknod(const Napi::CallbackInfo &info) {
+  std::string path = Str(info[0]);
+  dev_t dev = makedev(static_cast<unsigned>(Int(info[2])), static_cast<unsigned>(Int(info[3])));
+  if (mknod(path.c_str(), static_cast<mode_t>(Int(info[1])), dev) < 0) return ThrowErrno(info.Env(), "mknod", errno, path.c_str());
+  return info.Env().Undefined();
+}
+
+// mkfifo(path, mode)
+Napi::Value Mkfifo(const Napi::CallbackInfo &info) {
+  std::string path = Str(info[0]);
+  if (mkfifo(path.c_str(), static_cast<mode_t>(Int(info[1]))) < 0) return ThrowErrno(info.Env(), "mkfifo", errno, path.c_str());
+  return info.Env().Undefined();
+}
+
+// lsetxattr(path, name, value: Buffer, flags)
+Napi::Value Lsetxattr(const Napi::CallbackInfo &info) {
+  std::string path = Str(info[0]), name = Str(info[1]);
+  Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), static_cast<int>(Int(info[3]))) < 0)
+    return ThrowErrno(info.Env(), "lsetxattr", errno, path.c_str());
+  return info.Env().Undefined();
+}
+
+// lgetxattr(path, name) -> Buffer | null when the attribute is absent
+Napi::Value Lgetxattr(const Napi::CallbackInfo &info) {
+  std::string path = Str(info[0]), name = Str(info[1]);
+  ssize_t n = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+  if (n < 0) {
+    if (errno == ENODATA) return info.Env().Null();
+    return ThrowErrno(info.Env(), "lgetxattr", errno, path.c_str());
+  }
+  std::vector<char> buf(static_cast<size_t>(n) + 1);
+  n = lgetxattr(path.c_str(), name.c_str(), buf.data(), buf.size());
+  if (n < 0) return ThrowErrno(info.Env(), "lgetxattr", errno, path.c_str());
+  return Napi::Buffer<char>::Copy(info.Env(), buf.data(), static_cast<size_t>(n));
+}
+
+// pidfdOpen(pid) -> fd (close-on-exec)
+Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
+  long fd = syscall(SYS_pidfd_open, static_cast<pid_t>(Int(info[0])), 0);
+  if (fd < 0) {
+    std::string what = "pid " + std::to_string(Int(info[0]));
+    return ThrowErrno(info.Env(), "pidfd_open", errno, what.c_str());
+  }
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// pidfdSendSignal(pidfd, signal)
+Napi::Value PidfdSendSignal(const Napi::CallbackInfo &info) {
+  if (syscall(SYS_pidfd_send_signal, static_cast<int>(Int(info[0])), static_cast<int>(Int(info[1])), nullptr, 0) < 0)
+    return ThrowErrno(info.Env(), "pidfd_send_signal", errno, nullptr);
+  return info.Env().Undefined();
+}
+
+Napi::Value StatusObject(Napi::Env env, const siginfo_t &si) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", si.si_pid);
+  if (si.si_code == CLD_EXITED) {
+    o.Set("exitCode", si.si_status);
+    o.Set("signal", env.Null());
+  } else {
+    o.Set("exitCode", env.Null());
+    o.Set("signal", si.si_status);
+  }
+  return o;
+}
+
+// A pidfd turns readable when its process exits: watch it on libuv's own
+// loop, so waiting costs no threadpool slot.
+struct PidfdWatch {
+  uv_poll_t poll;
+  int pidfd;
+  Napi::FunctionReference callback;
+  napi_env env;
+};
+
+void OnPidfdClosed(uv_handle_t *h) { delete static_cast<PidfdWatch *>(h->data); }
+
+void OnPidfdReadable(uv_poll_t *handle, int status, int events) {
+  PidfdWatch *w = static_cast<PidfdWatch *>(handle->data);
+  uv_poll_stop(handle);
+  Napi::Env env(w->env);
+  Napi::HandleScope scope(env);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  Napi::Value result = env.Null();
+  // Only our own children can be reaped; for others the readable pidfd alone says "exited".
+  if (waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(w->pidfd), &si, WEXITED | __WALL) == 0) result = StatusObject(env, si);
+  w->callback.MakeCallback(env.Global(), {result});
+  uv_close(reinterpret_cast<uv_handle_t *>(&w->poll), OnPidfdClosed);
+}
+
+// watchPidfd(pidfd, callback(status | null))
+Napi::Value WatchPidfd(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uv_loop_t *loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  PidfdWatch *w = new PidfdWatch();
+  w->pidfd = static_cast<int>(Int(info[0]));
+  w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  w->env = env;
+  w->poll.data = w;
+  int r = uv_poll_init(loop, &w->poll, w->pidfd);
+  if (r == 0) r = uv_poll_start(&w->poll, UV_READABLE, OnPidfdReadable);
+  if (r != 0) {
+    delete w;
+    return ThrowErrno(env, "uv_poll_start", -r, nullptr);
+  }
+  return env.Undefined();
+}
+
+// reap(pid) -> status: for a child known to have exited (or about to).
+Napi::Value Reap(const Napi::CallbackInfo &info) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  pid_t pid = static_cast<pid_t>(Int(info[0]));
+  int flags = WEXITED | __WALL | (info[1].ToBoolean().Value() ? WNOHANG : 0);
+  while (waitid(P_PID, static_cast<id_t>(pid), &si, flags) < 0) {
+    if (errno == EINTR) continue;
+    std::string what = "pid " + std::to_string(pid);
+    return ThrowErrno(info.Env(), "waitid", errno, what.c_str());
+  }
+  if (si.si_pid == 0) return info.Env().Null();
+  return StatusObject(info.Env(), si);
+}
+
+// flock(fd, operation) -> true, or false when LOCK_NB and held elsewhere
+Napi::Value Flock(const Napi::CallbackInfo &info) {
+  int op = static_cast<int>(Int(info[1]));
+  while (flock(static_cast<int>(Int(info[0])), op) < 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK && (op & LOCK_NB)) return Napi::Boolean::New(info.Env(), false);
+    return ThrowErrno(info.Env(), "flock", errno, nullptr);
+  }
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+}  // namespace
+
+void RegisterHost(Napi::Env env, Napi::Object exports) {
+  exports.Set("mount", Napi::Function::New(env, Mount));
+  exports.Set("umount2", Napi::Function::New(env, Umount2));
+  exports.Set("mknod", Napi::Function::New(env, Mknod));
+  exports.Set("mkfifo", Napi::Function::New(env, Mkfifo));
+  exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr));
+  exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
+  exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
+  exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));
+  exports.Set("watchPidfd", Napi::Function::New(env, WatchPidfd));
+  exports.Set("reap", Napi::Function::New(env, Reap));
+  exports.Set("flock", Napi::Function::New(env, Flock));
+}
+
+}  // namespace tsrun

@@ -1,0 +1,92 @@
+// The plan that the child walks between clone and execve.
+//
+// TypeScript compiles and validates the plan (src/plan/); addon.cc decodes it
+// into the fixed structures below *before* clone, so the child touches only
+// memory that already exists and calls only raw syscalls. The numbers here are
+// mirrored by src/plan/ops.ts; keep the two in step.
+#pragma once
+
+#include <stdint.h>
+
+namespace tsrun {
+
+enum Op : int32_t {
+  OP_SETNS = 1,          // s0 path, n0 nstype: join an existing namespace
+  OP_UNSHARE = 2,        // n0 flags: new namespaces for this process (stage 1)
+  OP_SYNC_USERNS = 3,    // ask the parent to write uid/gid maps, wait for it
+  OP_FORK = 4,           // n0 flags: clone(CLONE_PARENT) the container process; stage 1 reports it and exits
+  OP_SYNC_WAIT = 5,      // wait until the parent has placed us (maps, cgroups)
+  OP_MOUNT = 6,          // s0 source, s1 target, s2 fstype, s3 data, n0 flags, n1 in_root, n2 create, n3 remount flags, n4 propagation
+  OP_MKDIR = 7,          // s0 path (in root), n0 mode
+  OP_SYMLINK = 8,        // s0 link target, s1 path (in root)
+  OP_MKNOD = 9,          // s0 path (in root), n0 mode, n1 dev, n2 uid, n3 gid
+  OP_PIVOT_ROOT = 10,    // s0 new root
+  OP_MASK_PATH = 11,     // s0 path: hide it (tmpfs for directories, /dev/null for files)
+  OP_READONLY_PATH = 12, // s0 path: bind it onto itself read-only
+  OP_WRITE_FILE = 13,    // s0 path, s1 content (sysctl, oom_score_adj)
+  OP_SETHOSTNAME = 14,   // s0
+  OP_SETDOMAINNAME = 15, // s0
+  OP_RLIMIT = 16,        // n0 resource, n1 soft, n2 hard
+  OP_CAPBSET = 17,       // n0 capabilities to keep in the bounding set (bit mask)
+  OP_KEEPCAPS = 18,      // n0 0/1
+  OP_SETGROUPS = 19,     // ints: supplementary gids
+  OP_SETRESGID = 20,     // n0
+  OP_SETRESUID = 21,     // n0
+  OP_CHDIR = 22,         // s0
+  OP_CAPSET = 23,        // n0 effective, n1 permitted, n2 inheritable (bit masks)
+  OP_AMBIENT = 24,       // n0 bit mask to raise
+  OP_UMASK = 25,         // n0
+  OP_NO_NEW_PRIVS = 26,
+  OP_LOOKUP_EXEC = 27,   // s0 file, s1 PATH: find the executable before reporting ready
+  OP_READY = 28,         // tell the parent the container is built
+  OP_WAIT_START = 29,    // n0 fd to read one byte from (-1: the sync socket)
+  OP_EXEC = 30,          // argv, envp
+  OP_PDEATHSIG = 31,     // n0 signal
+  OP_PROPAGATION = 32,   // s0 path, n0 flags (MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE [|MS_REC])
+  OP_REMOUNT_RO = 33,    // s0 path: make an existing mount read-only, keeping its other flags
+  OP_SET_ROOT = 34,      // s0 path: the directory that in-root paths resolve against
+};
+
+enum Msg : int32_t {
+  MSG_ERROR = 1,   // step, errno
+  MSG_READY = 2,
+  MSG_PID = 3,     // value: the container process, as the parent sees it
+  MSG_USERNS = 4,  // value: pid whose uid/gid maps the parent must write
+  MSG_STEP = 5,    // step: about to run (only when tracing)
+};
+
+enum Reply : int32_t {
+  REPLY_GO = 1,
+  REPLY_START = 2,
+};
+
+// One fixed-size record each way on the sync socket: no framing to get wrong.
+struct Message {
+  int32_t kind;
+  int32_t step;
+  int32_t err;
+  int32_t value;
+};
+
+struct Step {
+  int32_t op;
+  const char *s[4];
+  int64_t n[5];
+  const uint32_t *ints; // OP_SETGROUPS
+  int32_t nints;
+  char *const *argv;    // OP_EXEC
+  char *const *envp;    // OP_EXEC
+};
+
+struct Plan {
+  uint64_t clone_flags;  // namespaces the first clone creates
+  int trace;             // send MSG_STEP before each step
+  int nsteps;
+  const Step *steps;
+};
+
+// Clones the child, which walks plan from step 0. Returns the pid (or -errno)
+// and stores the parent's end of the sync socket in *sock.
+int spawn_plan(const Plan *plan, int *sock);
+
+}  // namespace tsrun

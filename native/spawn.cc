@@ -1,0 +1,584 @@
+// The one fork point. Everything after clone() in the child runs here, on a
+// copy of a multithreaded process: only raw syscalls and pure functions
+// (memcpy, strlen), no malloc, no exceptions, no stdio, no glibc set*id
+// wrappers (they signal threads that do not exist in the child). The child
+// leaves only by execve or exit.
+#include "plan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace tsrun {
+namespace {
+
+const Plan *plan_ = nullptr;
+int sync_fd_ = -1;
+int root_fd_ = AT_FDCWD;
+char exec_path_[4096];
+char scratch_[4096];
+
+void send_msg(int32_t kind, int32_t step, int32_t err, int32_t value) {
+  Message m{kind, step, err, value};
+  // MSG_NOSIGNAL: the parent may be gone (create has returned); never die of SIGPIPE.
+  syscall(SYS_sendto, sync_fd_, &m, sizeof m, MSG_NOSIGNAL, nullptr, 0);
+}
+
+[[noreturn]] void exit_now(int code) {
+  syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+[[noreturn]] void die(int step, int err) {
+  send_msg(MSG_ERROR, step, err, 0);
+  int op = plan_->steps[step].op;
+  int code = 1;
+  if (op == OP_EXEC || op == OP_LOOKUP_EXEC) code = err == ENOENT ? 127 : 126;
+  exit_now(code);
+}
+
+// Blocks for the parent's next reply; -1 when the parent has gone.
+int wait_reply() {
+  Message m;
+  size_t got = 0;
+  while (got < sizeof m) {
+    ssize_t r = read(sync_fd_, reinterpret_cast<char *>(&m) + got, sizeof m - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    got += static_cast<size_t>(r);
+  }
+  return m.kind;
+}
+
+char *fmt_fd_path(char *buf, int fd) {
+  // "/proc/self/fd/<fd>" without stdio.
+  static const char prefix[] = "/proc/self/fd/";
+  memcpy(buf, prefix, sizeof prefix - 1);
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  char *p = buf + sizeof prefix - 1;
+  while (n > 0) *p++ = digits[--n];
+  *p = '\0';
+  return buf;
+}
+
+// Opens path below the root as O_PATH. Symlinks, "..", and absolute links are
+// resolved as if the root were "/", so an image cannot point a mount outside.
+int open_in_root(const char *path, uint64_t extra_flags) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_CLOEXEC | extra_flags;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(syscall(SYS_openat2, root_fd_, path, &how, sizeof how));
+}
+
+// Splits scratch_ at its last '/': returns the base name, leaves the parent in scratch_.
+const char *split_parent(const char *path) {
+  size_t len = strlen(path);
+  if (len >= sizeof scratch_) {
+    errno = ENAMETOOLONG;
+    return nullptr;
+  }
+  memcpy(scratch_, path, len + 1);
+  while (len > 1 && scratch_[len - 1] == '/') scratch_[--len] = '\0';
+  char *slash = strrchr(scratch_, '/');
+  if (!slash) {
+    // No parent component: the parent is the root itself.
+    memmove(scratch_ + 2, scratch_, len + 1);
+    scratch_[0] = '.';
+    scratch_[1] = '\0';
+    return scratch_ + 2;
+  }
+  *slash = '\0';
+  if (slash == scratch_) {
+    // "/name": parent is the root.
+    memmove(scratch_ + 2, slash + 1, strlen(slash + 1) + 1);
+    scratch_[0] = '/';
+    scratch_[1] = '\0';
+    return scratch_ + 2;
+  }
+  return slash + 1;
+}
+
+// mkdir -p below the root, each component resolved inside the root.
+int mkdirs_in_root(const char *path, mode_t mode) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    if (buf[i - 1] == '/') continue;
+    char saved = buf[i];
+    buf[i] = '\0';
+    int fd = open_in_root(buf, O_DIRECTORY);
+    if (fd >= 0) {
+      close(fd);
+    } else if (errno == ENOENT) {
+      const char *base = split_parent(buf);
+      if (!base) return -1;
+      int parent = open_in_root(scratch_, O_DIRECTORY);
+      if (parent < 0) return -1;
+      int r = mkdirat(parent, base, mode);
+      int e = errno;
+      close(parent);
+      if (r < 0 && e != EEXIST) {
+        errno = e;
+        return -1;
+      }
+    } else {
+      return -1;
+    }
+    buf[i] = saved;
+  }
+  return 0;
+}
+
+// Opens the parent directory of path below the root (creating it); returns its
+// fd and points *base at the last component.
+int open_parent_in_root(const char *path, const char **base) {
+  const char *b = split_parent(path);
+  if (!b) return -1;
+  char parent[4096];
+  size_t plen = strlen(scratch_);
+  memcpy(parent, scratch_, plen + 1);
+  static char base_buf[256];
+  size_t blen = strlen(b);
+  if (blen >= sizeof base_buf) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(base_buf, b, blen + 1);
+  if (mkdirs_in_root(parent, 0755) < 0) return -1;
+  *base = base_buf;
+  return open_in_root(parent, O_DIRECTORY);
+}
+
+int create_file_in_root(const char *path) {
+  const char *base;
+  int parent = open_parent_in_root(path, &base);
+  if (parent < 0) return -1;
+  close(parent);
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_CREAT | O_WRONLY | O_CLOEXEC;
+  how.mode = 0644;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root_fd_, path, &how, sizeof how));
+  if (fd < 0) {
+    // An existing directory is a fine mount point for a directory source.
+    return errno == EISDIR ? 0 : -1;
+  }
+  close(fd);
+  return 0;
+}
+
+// Flags of a mount that an unprivileged remount must keep (they are locked
+// when the mount came from a more privileged namespace).
+unsigned long locked_flags(const char *path) {
+  struct statfs st;
+  if (statfs(path, &st) < 0) return 0;
+  // statfs f_flags use the same bits as the MS_ mount flags.
+  unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME;
+  return st.f_flags & keep;
+}
+
+int remount(const char *target, unsigned long flags) {
+  flags |= MS_REMOUNT | MS_BIND;
+  if (mount(nullptr, target, nullptr, flags, nullptr) == 0) return 0;
+  if (errno != EPERM) return -1;
+  return mount(nullptr, target, nullptr, flags | locked_flags(target), nullptr);
+}
+
+int do_mount(const Step &st) {
+  const char *source = st.s[0];
+  const char *target = st.s[1];
+  const char *fstype = st.s[2];
+  const char *data = st.s[3];
+  unsigned long flags = static_cast<unsigned long>(st.n[0]);
+  bool in_root = st.n[1] != 0;
+  int create = static_cast<int>(st.n[2]);
+  unsigned long remount_flags = static_cast<unsigned long>(st.n[3]);
+  unsigned long propagation = static_cast<unsigned long>(st.n[4]);
+  char fdpath[64];
+
+  if (create == 1 && (in_root ? mkdirs_in_root(target, 0755) : mkdir(target, 0755)) < 0 && errno != EEXIST) return -1;
+  if (create == 2 && in_root && create_file_in_root(target) < 0) return -1;
+
+  const char *where = target;
+  int tfd = -1;
+  if (in_root) {
+    tfd = open_in_root(target, 0);
+    if (tfd < 0) return -1;
+    where = fmt_fd_path(fdpath, tfd);
+  }
+  int r = mount(source, where, fstype, flags, data);
+  int e = errno;
+  if (tfd >= 0) close(tfd);
+  if (r < 0) {
+    errno = e;
+    return -1;
+  }
+  if (!remount_flags && !propagation) return 0;
+  // The fd above names the directory under the new mount; resolve again to reach the mount itself.
+  if (in_root) {
+    tfd = open_in_root(target, 0);
+    if (tfd < 0) return -1;
+    where = fmt_fd_path(fdpath, tfd);
+  }
+  r = 0;
+  if (remount_flags) r = remount(where, remount_flags);
+  if (r == 0 && propagation) r = mount(nullptr, where, nullptr, propagation, nullptr);
+  e = errno;
+  if (tfd >= 0) close(tfd);
+  errno = e;
+  return r;
+}
+
+int do_pivot_root(const char *new_root) {
+  int fd = open(new_root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  if (fchdir(fd) < 0) return -1;
+  close(fd);
+  // pivot_root(".", "."): the old root is stacked under the new one, then detached.
+  if (syscall(SYS_pivot_root, ".", ".") < 0) return -1;
+  // Keep the detach below from propagating to the host.
+  if (mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr) < 0) return -1;
+  if (umount2(".", MNT_DETACH) < 0) return -1;
+  if (chdir("/") < 0) return -1;
+  if (root_fd_ != AT_FDCWD) close(root_fd_);
+  root_fd_ = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return root_fd_ < 0 ? -1 : 0;
+}
+
+int do_mask_path(const char *path) {
+  if (mount("/dev/null", path, nullptr, MS_BIND, nullptr) == 0) return 0;
+  if (errno == ENOENT) return 0;
+  if (errno != ENOTDIR) return -1;
+  return mount("tmpfs", path, "tmpfs", MS_RDONLY, nullptr);
+}
+
+int do_readonly_path(const char *path) {
+  if (mount(path, path, nullptr, MS_BIND | MS_REC, nullptr) < 0) return errno == ENOENT ? 0 : -1;
+  return remount(path, MS_RDONLY | MS_REC);
+}
+
+int do_write_file(const char *path, const char *content) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(content);
+  ssize_t w = write(fd, content, len);
+  int e = errno;
+  close(fd);
+  if (w < 0) {
+    errno = e;
+    return -1;
+  }
+  if (static_cast<size_t>(w) != len) {
+    errno = EIO;
+    return -1;
+  }
+  return 0;
+}
+
+int do_capset(uint64_t eff, uint64_t perm, uint64_t inh) {
+  struct __user_cap_header_struct hdr;
+  struct __user_cap_data_struct data[2];
+  hdr.version = _LINUX_CAPABILITY_VERSION_3;
+  hdr.pid = 0;
+  data[0].effective = static_cast<uint32_t>(eff);
+  data[1].effective = static_cast<uint32_t>(eff >> 32);
+  data[0].permitted = static_cast<uint32_t>(perm);
+  data[1].permitted = static_cast<uint32_t>(perm >> 32);
+  data[0].inheritable = static_cast<uint32_t>(inh);
+  data[1].inheritable = static_cast<uint32_t>(inh >> 32);
+  return static_cast<int>(syscall(SYS_capset, &hdr, data));
+}
+
+bool executable_file(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) return false;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EACCES;
+    return false;
+  }
+  return faccessat(AT_FDCWD, path, X_OK, 0) == 0;
+}
+
+// Finds the command as execvp would, so a missing command fails before the
+// container is reported ready, with the errno of the search.
+int do_lookup_exec(const char *file, const char *path_env) {
+  size_t flen = strlen(file);
+  if (flen == 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  if (strchr(file, '/')) {
+    if (flen >= sizeof exec_path_) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(exec_path_, file, flen + 1);
+    return executable_file(exec_path_) ? 0 : -1;
+  }
+  int saw_eacces = 0;
+  const char *p = path_env;
+  while (true) {
+    const char *end = strchr(p, ':');
+    size_t dlen = end ? static_cast<size_t>(end - p) : strlen(p);
+    if (dlen + 1 + flen + 1 <= sizeof exec_path_) {
+      size_t off = 0;
+      if (dlen == 0) {
+        exec_path_[off++] = '.';
+      } else {
+        memcpy(exec_path_, p, dlen);
+        off = dlen;
+      }
+      exec_path_[off++] = '/';
+      memcpy(exec_path_ + off, file, flen + 1);
+      if (executable_file(exec_path_)) return 0;
+      if (errno == EACCES) saw_eacces = 1;
+    }
+    if (!end) break;
+    p = end + 1;
+  }
+  exec_path_[0] = '\0';
+  errno = saw_eacces ? EACCES : ENOENT;
+  return -1;
+}
+
+int do_wait_start(int fd) {
+  if (fd < 0) return wait_reply() == REPLY_START ? 0 : (errno = ECANCELED, -1);
+  char c;
+  ssize_t r;
+  do {
+    r = read(fd, &c, 1);
+  } while (r < 0 && errno == EINTR);
+  close(fd);
+  if (r != 1) {
+    if (r == 0) errno = ECANCELED;
+    return -1;
+  }
+  return 0;
+}
+
+int do_exec(const Step &st) {
+  // Node (libuv) may have made its stdio close-on-exec and non-blocking;
+  // the container's command must inherit plain, blocking stdio.
+  for (int fd = 0; fd < 3; fd++) {
+    fcntl(fd, F_SETFD, 0);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  // No descriptor of the runtime may reach the container.
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  const char *path = exec_path_[0] ? exec_path_ : st.argv[0];
+  execve(path, st.argv, st.envp);
+  return -1;
+}
+
+int run_step(int i) {
+  const Step &st = plan_->steps[i];
+  switch (st.op) {
+    case OP_SETNS: {
+      int fd = open(st.s[0], O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return -1;
+      int r = static_cast<int>(syscall(SYS_setns, fd, static_cast<int>(st.n[0])));
+      int e = errno;
+      close(fd);
+      errno = e;
+      return r;
+    }
+    case OP_UNSHARE:
+      return static_cast<int>(syscall(SYS_unshare, static_cast<unsigned long>(st.n[0])));
+    case OP_SYNC_USERNS:
+      send_msg(MSG_USERNS, i, 0, static_cast<int32_t>(syscall(SYS_getpid)));
+      return wait_reply() == REPLY_GO ? 0 : (errno = ECANCELED, -1);
+    case OP_FORK: {
+      long pid = syscall(SYS_clone, static_cast<unsigned long>(st.n[0]) | CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+      if (pid < 0) return -1;
+      if (pid > 0) {
+        // Stage 1 is done: the container process is a child of the runtime now.
+        send_msg(MSG_PID, i, 0, static_cast<int32_t>(pid));
+        exit_now(0);
+      }
+      return 0;
+    }
+    case OP_SYNC_WAIT:
+      return wait_reply() == REPLY_GO ? 0 : (errno = ECANCELED, -1);
+    case OP_MOUNT:
+      return do_mount(st);
+    case OP_MKDIR:
+      return mkdirs_in_root(st.s[0], static_cast<mode_t>(st.n[0]));
+    case OP_SYMLINK: {
+      const char *base;
+      int parent = open_parent_in_root(st.s[1], &base);
+      if (parent < 0) return -1;
+      int r = symlinkat(st.s[0], parent, base);
+      int e = errno;
+      close(parent);
+      errno = e;
+      return r < 0 && e != EEXIST ? -1 : 0;
+    }
+    case OP_MKNOD: {
+      const char *base;
+      int parent = open_parent_in_root(st.s[0], &base);
+      if (parent < 0) return -1;
+      int r = mknodat(parent, base, static_cast<mode_t>(st.n[0]), static_cast<dev_t>(st.n[1]));
+      if (r < 0 && errno == EEXIST) r = 0;
+      if (r == 0) r = fchownat(parent, base, static_cast<uid_t>(st.n[2]), static_cast<gid_t>(st.n[3]), AT_SYMLINK_NOFOLLOW);
+      int e = errno;
+      close(parent);
+      errno = e;
+      return r;
+    }
+    case OP_PIVOT_ROOT:
+      return do_pivot_root(st.s[0]);
+    case OP_MASK_PATH:
+      return do_mask_path(st.s[0]);
+    case OP_READONLY_PATH:
+      return do_readonly_path(st.s[0]);
+    case OP_WRITE_FILE:
+      return do_write_file(st.s[0], st.s[1]);
+    case OP_SETHOSTNAME:
+      return static_cast<int>(syscall(SYS_sethostname, st.s[0], strlen(st.s[0])));
+    case OP_SETDOMAINNAME:
+      return static_cast<int>(syscall(SYS_setdomainname, st.s[0], strlen(st.s[0])));
+    case OP_RLIMIT: {
+      struct rlimit64 rl;
+      rl.rlim_cur = static_cast<rlim64_t>(st.n[1]);
+      rl.rlim_max = static_cast<rlim64_t>(st.n[2]);
+      return static_cast<int>(syscall(SYS_prlimit64, 0, static_cast<int>(st.n[0]), &rl, nullptr));
+    }
+    case OP_CAPBSET: {
+      uint64_t keep = static_cast<uint64_t>(st.n[0]);
+      for (int cap = 0; cap <= static_cast<int>(st.n[1]); cap++) {
+        if (keep & (1ULL << cap)) continue;
+        if (syscall(SYS_prctl, PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+      }
+      return 0;
+    }
+    case OP_KEEPCAPS:
+      return static_cast<int>(syscall(SYS_prctl, PR_SET_KEEPCAPS, st.n[0], 0, 0, 0));
+    case OP_SETGROUPS:
+      return static_cast<int>(syscall(SYS_setgroups, st.nints, st.ints));
+    case OP_SETRESGID:
+      return static_cast<int>(syscall(SYS_setresgid, st.n[0], st.n[0], st.n[0]));
+    case OP_SETRESUID:
+      return static_cast<int>(syscall(SYS_setresuid, st.n[0], st.n[0], st.n[0]));
+    case OP_CHDIR:
+      return chdir(st.s[0]);
+    case OP_CAPSET:
+      return do_capset(static_cast<uint64_t>(st.n[0]), static_cast<uint64_t>(st.n[1]), static_cast<uint64_t>(st.n[2]));
+    case OP_AMBIENT: {
+      uint64_t raise = static_cast<uint64_t>(st.n[0]);
+      for (int cap = 0; cap < 64; cap++) {
+        if (!(raise & (1ULL << cap))) continue;
+        if (syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) return -1;
+      }
+      return 0;
+    }
+    case OP_UMASK:
+      syscall(SYS_umask, static_cast<mode_t>(st.n[0]));
+      return 0;
+    case OP_NO_NEW_PRIVS:
+      return static_cast<int>(syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    case OP_LOOKUP_EXEC:
+      return do_lookup_exec(st.s[0], st.s[1]);
+    case OP_READY:
+      send_msg(MSG_READY, i, 0, 0);
+      return 0;
+    case OP_WAIT_START:
+      return do_wait_start(static_cast<int>(st.n[0]));
+    case OP_EXEC:
+      return do_exec(st);
+    case OP_PDEATHSIG:
+      return static_cast<int>(syscall(SYS_prctl, PR_SET_PDEATHSIG, st.n[0], 0, 0, 0));
+    case OP_PROPAGATION:
+      return mount(nullptr, st.s[0], nullptr, static_cast<unsigned long>(st.n[0]), nullptr);
+    case OP_REMOUNT_RO:
+      return remount(st.s[0], MS_RDONLY);
+    case OP_SET_ROOT: {
+      int fd = open(st.s[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return -1;
+      if (root_fd_ != AT_FDCWD) close(root_fd_);
+      root_fd_ = fd;
+      return 0;
+    }
+    default:
+      errno = EINVAL;
+      return -1;
+  }
+}
+
+[[noreturn]] void child_main(const Plan *plan, int fd) {
+  plan_ = plan;
+  sync_fd_ = fd;
+  // Default every handler so no Node handler can run here, and so signals
+  // Node ignores (SIGPIPE) are not ignored in the container.
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < _NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    sigaction(sig, &sa, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  for (int i = 0; i < plan->nsteps; i++) {
+    if (plan->trace) send_msg(MSG_STEP, i, 0, 0);
+    if (run_step(i) < 0) die(i, errno);
+  }
+  exit_now(0);
+}
+
+}  // namespace
+
+int spawn_plan(const Plan *plan, int *sock) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+  // Block every signal on this thread across clone, so nothing of Node's
+  // runs in the child before it has reset its handlers.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &old);
+  long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, 0, 0, 0);
+  if (pid == 0) {
+    close(sv[0]);
+    child_main(plan, sv[1]);
+  }
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  close(sv[1]);
+  if (pid < 0) {
+    close(sv[0]);
+    return -e;
+  }
+  *sock = sv[0];
+  return static_cast<int>(pid);
+}
+
+}  // namespace tsrun

@@ -1,0 +1,12 @@
+import type { Command } from 'commander';
+import { deleteContainer } from '../container/delete';
+import { globals } from './common';
+
+export function register(program: Command) {
+  program
+    .command('delete')
+    .description('delete a stopped container; --force kills it first')
+    .argument('<id>', 'container id')
+    .option('-f, --force', 'kill the container if it is still created or running')
+    .action((id: string, opts: { force?: boolean }, cmd: Command) => deleteContainer(id, { force: opts.force, root: globals(cmd).root }));
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+// The tsrun command: a thin shell over the library, one file per verb.
+import { Command, CommanderError } from 'commander';
+import { EXIT_RUNTIME } from '../errors';
+import { reportError } from './common';
+import * as create from './create';
+import * as del from './delete';
+import * as kill from './kill';
+import * as list from './list';
+import * as run from './run';
+import * as spec from './spec';
+import * as start from './start';
+import * as state from './state';
+
+export function buildProgram(): Command {
+  const program = new Command('tsrun')
+    .description('a Linux container runtime: OCI bundles, namespaces and cgroups, without a daemon')
+    .version(require('../../package.json').version)
+    .option('--root <dir>', 'state directory for containers', process.env.TSRUN_ROOT ?? '/run/tsrun')
+    .option('--trace', 'print each setup step, with what it does and why, as it runs')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
+  for (const verb of [spec, create, start, state, kill, del, list, run]) verb.register(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here too, successfully.
+      return e.exitCode === 0 ? 0 : EXIT_RUNTIME;
+    }
+    return reportError(e);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

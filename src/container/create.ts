@@ -1,0 +1,121 @@
+// create: bundle in, a container process waiting to exec out (runtime-spec
+// "create"). Nothing is left behind when it fails.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError, TsrunError } from '../errors';
+import { compilePlan, type HostFacts } from '../plan/compile';
+import { readHostFacts } from '../plan/host-facts';
+import { launch, type LaunchedProcess } from '../plan/launch';
+import { native } from '../native';
+import { parseSpec } from '../spec/validate';
+import type { Spec } from '../spec/types';
+import { OCI_VERSION, processStartTime, Store, type ContainerRecord } from './store';
+
+export interface CreateOptions {
+  id: string;
+  bundle: string;
+  /** State root (default /run/tsrun). */
+  root?: string;
+  /** Write the container's pid here once it is created. */
+  pidFile?: string;
+  /** Receives a line per plan step as it runs. */
+  trace?: (line: string) => void;
+  /**
+   * The caller starts, waits for and deletes the container itself (`run`):
+   * start goes over the sync socket instead of the exec fifo, and the
+   * container is killed if the caller dies.
+   */
+  foreground?: boolean;
+  /** Use this config instead of reading bundle/config.json. */
+  spec?: Spec;
+  host?: HostFacts;
+}
+
+export interface Created {
+  record: ContainerRecord;
+  store: Store;
+  /** The live handle; for a detached create the caller may simply drop it. */
+  process: LaunchedProcess;
+}
+
+export function readBundleSpec(bundle: string): Spec {
+  const file = path.join(bundle, 'config.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TsrunError(`read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return parseSpec(text, file);
+}
+
+export async function createContainer(opts: CreateOptions): Promise<Created> {
+  const store = new Store(opts.root);
+  store.dir(opts.id); // validates the id before anything is made
+  const bundle = path.resolve(opts.bundle);
+  const spec = opts.spec ?? readBundleSpec(bundle);
+  let rootfs: string;
+  try {
+    rootfs = fs.realpathSync(path.resolve(bundle, spec.root!.path));
+  } catch (e) {
+    throw new ConfigError('root.path', `${path.resolve(bundle, spec.root!.path)}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  if (!fs.statSync(rootfs).isDirectory()) throw new ConfigError('root.path', `${rootfs}: ENOTDIR (not a directory)`);
+
+  const dir = store.claim(opts.id);
+  let fifoFd = -1;
+  let launched: LaunchedProcess | undefined;
+  try {
+    const record: ContainerRecord = {
+      ociVersion: OCI_VERSION,
+      id: opts.id,
+      pid: 0,
+      pidStartTime: '',
+      creatorPid: process.pid,
+      creatorStartTime: processStartTime(process.pid) ?? '',
+      bundle,
+      rootfs,
+      created: new Date().toISOString(),
+      annotations: spec.annotations ?? {},
+      owner: os.userInfo().username,
+    };
+    store.write(record);
+    if (!opts.foreground) {
+      native().mkfifo(store.fifo(opts.id), 0o600);
+      // O_RDWR: the open does not block, and the child (which inherits it)
+      // blocks in read until `start` writes.
+      fifoFd = fs.openSync(store.fifo(opts.id), fs.constants.O_RDWR);
+    }
+    const plan = compilePlan(spec, opts.host ?? readHostFacts(), {
+      rootfs,
+      bundle,
+      execFifoFd: fifoFd >= 0 ? fifoFd : undefined,
+      parentDeathSignal: opts.foreground ? 9 : undefined,
+      trace: !!opts.trace,
+    });
+    launched = await launch(plan, { trace: opts.trace });
+    record.pid = launched.pid;
+    record.pidStartTime = processStartTime(launched.pid) ?? '';
+    store.write(record);
+    if (opts.pidFile) {
+      const tmp = `${opts.pidFile}.tmp`;
+      fs.writeFileSync(tmp, String(launched.pid));
+      fs.renameSync(tmp, path.resolve(opts.pidFile));
+    }
+    return { record, store, process: launched };
+  } catch (e) {
+    if (launched) {
+      try {
+        process.kill(launched.pid, 'SIGKILL');
+        native().reap(launched.pid);
+      } catch {
+        /* gone */
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  } finally {
+    if (fifoFd >= 0) fs.closeSync(fifoFd);
+  }
+}

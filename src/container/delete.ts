@@ -1,0 +1,31 @@
+// delete: remove a stopped container's state; --force kills it first
+// (runtime-spec "delete").
+import { TsrunError } from '../errors';
+import { signalProcess, waitForExit } from './kill';
+import { Store, statusOf } from './store';
+
+export async function deleteContainer(id: string, opts: { force?: boolean; root?: string } = {}) {
+  const store = new Store(opts.root);
+  await store.lock(id, async () => {
+    let rec;
+    try {
+      rec = store.read(id);
+    } catch (e) {
+      // A create killed before its first record leaves an empty directory: --force clears it.
+      if (opts.force && store.exists(id)) return store.remove(id);
+      throw e;
+    }
+    const status = statusOf(store, rec);
+    if (status !== 'stopped') {
+      if (!opts.force) throw new TsrunError(`cannot delete container "${id}": it is ${status}; kill it first or use --force`);
+      for (const [pid, start] of [
+        [rec.pid, rec.pidStartTime],
+        [rec.creatorPid, rec.creatorStartTime],
+      ] as const) {
+        // A create still in progress is killed too, so it cannot finish behind our back.
+        if (pid > 0 && pid !== process.pid && signalProcess(pid, start, 9)) await waitForExit(pid, start);
+      }
+    }
+    store.remove(id);
+  });
+}

@@ -1,0 +1,53 @@
+// kill: send a signal to the container process (runtime-spec "kill").
+import fs from 'node:fs';
+import { TsrunError } from '../errors';
+import { native } from '../native';
+import { Store, processStartTime, statusOf } from './store';
+
+export function killContainer(id: string, signal: number, root?: string) {
+  const store = new Store(root);
+  store.lock(id, () => {
+    const rec = store.read(id);
+    const status = statusOf(store, rec);
+    if (status !== 'created' && status !== 'running') throw new TsrunError(`cannot kill container "${id}": it is ${status}`);
+    signalProcess(rec.pid, rec.pidStartTime, signal);
+  });
+}
+
+/** Signals pid through a pidfd, after checking the pidfd names the same process. */
+export function signalProcess(pid: number, startTime: string, signal: number): boolean {
+  let pidfd: number;
+  try {
+    pidfd = native().pidfdOpen(pid);
+  } catch {
+    return false;
+  }
+  try {
+    // The pidfd pins this process; if its start time still matches, it is ours.
+    if (processStartTime(pid) !== startTime) return false;
+    native().pidfdSendSignal(pidfd, signal);
+    return true;
+  } finally {
+    fs.closeSync(pidfd);
+  }
+}
+
+/** Resolves when pid has exited (it need not be our child). */
+export function waitForExit(pid: number, startTime: string): Promise<void> {
+  let pidfd: number;
+  try {
+    pidfd = native().pidfdOpen(pid);
+  } catch {
+    return Promise.resolve();
+  }
+  if (processStartTime(pid) !== startTime) {
+    fs.closeSync(pidfd);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) =>
+    native().watchPidfd(pidfd, () => {
+      fs.closeSync(pidfd);
+      resolve();
+    }),
+  );
+}

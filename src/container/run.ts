@@ -1,0 +1,57 @@
+// run: create, start, wait and delete in the foreground, as `runc run`:
+// stdio passed through, signals forwarded, the exit status returned.
+import os from 'node:os';
+import type { ExitStatus } from '../native';
+import { createContainer, type CreateOptions } from './create';
+import { deleteContainer } from './delete';
+
+/** Signals a foreground runtime passes on to its container. */
+export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
+
+/** Docker's convention: the exit code, or 128+N for a death by signal N. */
+export function exitCodeOf(status: ExitStatus | null): number {
+  if (!status) return 0;
+  return status.exitCode ?? 128 + (status.signal ?? 0);
+}
+
+export interface RunOptions extends Omit<CreateOptions, 'foreground'> {
+  /** Forward the runtime's own signals to the container (the CLI does). */
+  forwardSignals?: boolean;
+}
+
+export async function runContainer(opts: RunOptions): Promise<number> {
+  const created = await createContainer({ ...opts, foreground: true });
+  const proc = created.process;
+  const exited = proc.exited();
+  const handlers: [NodeJS.Signals, () => void][] = [];
+  if (opts.forwardSignals) {
+    for (const sig of FORWARDED_SIGNALS) {
+      const h = () => {
+        try {
+          proc.signal(os.constants.signals[sig]);
+        } catch {
+          /* already exited */
+        }
+      };
+      process.on(sig, h);
+      handlers.push([sig, h]);
+    }
+  }
+  try {
+    await proc.start();
+    return exitCodeOf(await exited);
+  } catch (e) {
+    // exec failed (the child exits by itself) or something else did: make sure it is gone.
+    try {
+      proc.signal(9);
+    } catch {
+      /* already exited */
+    }
+    await exited;
+    throw e;
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    proc.closePidfd();
+    await deleteContainer(opts.id, { root: opts.root, force: true });
+  }
+}

@@ -1,0 +1,72 @@
+// The native addon (native/): the one fork point and the host primitives
+// Node lacks. Typed here once; nothing else loads the .node file.
+import path from 'node:path';
+
+export interface NativeStep {
+  op: number;
+  s?: (string | null)[];
+  n?: number[];
+  ints?: number[];
+  argv?: string[];
+  envp?: string[];
+}
+
+export interface NativePlan {
+  cloneFlags: number;
+  trace: boolean;
+  steps: NativeStep[];
+}
+
+export interface ExitStatus {
+  pid: number;
+  /** Set when the process exited normally. */
+  exitCode: number | null;
+  /** Set when a signal ended it. */
+  signal: number | null;
+}
+
+export interface Native {
+  spawn(plan: NativePlan): { pid: number; sock: number };
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  mkfifo(path: string, mode: number): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  /** Calls back once the process has exited: its status if it was our child, else null. */
+  watchPidfd(pidfd: number, callback: (status: ExitStatus | null) => void): void;
+  /** Reaps a child; with noHang, returns null if it has not exited yet. */
+  reap(pid: number, noHang?: boolean): ExitStatus | null;
+  flock(fd: number, operation: number): boolean;
+}
+
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;
+
+let loaded: Native | undefined;
+
+export function native(): Native {
+  if (!loaded) {
+    // dist/native.js and src/native.ts both sit one level below the package root.
+    const file = path.join(__dirname, '..', 'build', 'Release', 'tsrun.node');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(file) as Native;
+  }
+  return loaded;
+}
+
+/** An error thrown by the addon carries the syscall and errno. */
+export interface SyscallError extends Error {
+  syscall: string;
+  errno: number;
+  code: string;
+  path?: string;
+}
+
+export function isSyscallError(e: unknown, code?: string): e is SyscallError {
+  return e instanceof Error && typeof (e as SyscallError).errno === 'number' && (code === undefined || (e as SyscallError).code === code);
+}

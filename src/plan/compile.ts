@@ -1,0 +1,259 @@
+// config.json in, plan out. A pure function of the spec and a few host
+// facts, so it is tested without root; the native child only walks the result.
+import path from 'node:path';
+import { ConfigError } from '../errors';
+import { CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
+import { capabilityMask } from '../process/capabilities';
+import { RLIMITS, rlimitValue } from '../process/rlimits';
+import { DEFAULT_DEVICES, DEV_LINKS, deviceTypeBits, makedev } from '../rootfs/devices';
+import { BIND_REMOUNT_FLAGS, MS, parseMountOptions, propagationFlags } from '../rootfs/mount-options';
+import type { Mount, Spec } from '../spec/types';
+import { Op } from './ops';
+import { step, type PlanStep } from './step';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** A cgroup hierarchy mounted on the host, as /proc/self/mountinfo shows it. */
+export interface CgroupHierarchy {
+  fstype: 'cgroup' | 'cgroup2';
+  /** Mount point on the host, e.g. /sys/fs/cgroup/memory. */
+  mountPoint: string;
+  /** Super options naming the controllers, e.g. "memory" or "name=systemd". */
+  controllers: string;
+}
+
+export interface HostFacts {
+  /** /proc/sys/kernel/cap_last_cap */
+  lastCap: number;
+  cgroups: CgroupHierarchy[];
+  /** What a bind source on the host is. */
+  statSource(file: string): 'dir' | 'file' | 'missing';
+}
+
+export interface CompileOptions {
+  /** The root filesystem, absolute, with symlinks resolved. */
+  rootfs: string;
+  bundle: string;
+  /** fd (inherited by the child) to read one byte from before exec; absent: wait on the sync socket. */
+  execFifoFd?: number;
+  /** Signal the container gets if the runtime dies (foreground runs). */
+  parentDeathSignal?: number;
+  trace?: boolean;
+}
+
+export interface Plan {
+  cloneFlags: number;
+  /** Namespaces are joined by path: a first child joins them, then forks the container. */
+  twoStage: boolean;
+  newUserNamespace: boolean;
+  uidMap: string;
+  gidMap: string;
+  trace: boolean;
+  steps: PlanStep[];
+}
+
+export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): Plan {
+  const proc = spec.process;
+  if (!proc) throw new ConfigError('process', 'is required to start a container');
+  const linux = spec.linux ?? {};
+  const namespaces = linux.namespaces ?? [];
+  const steps: PlanStep[] = [];
+  const newNs = namespaces.filter((n) => !n.path);
+  const joined = namespaces.filter((n) => n.path);
+  const newUser = newNs.some((n) => n.type === 'user');
+  const nsFlags = newNs.reduce((f, n) => f | namespaceKind(n.type)!.flag, 0);
+  const twoStage = joined.length > 0;
+
+  if (twoStage) {
+    // setns into a user namespace must come first: it decides what the other joins may do.
+    const order = [...joined].sort((a, b) => Number(b.type === 'user') - Number(a.type === 'user'));
+    for (const ns of order) {
+      const kind = namespaceKind(ns.type)!;
+      steps.push(step(Op.SETNS, `setns ${ns.path} (${kind.type})`, `join an existing ${kind.type} namespace: it isolates ${kind.isolates} (setns(2), ${kind.manPage})`, { s: [ns.path!], n: [kind.flag] }));
+    }
+    if (newUser) {
+      steps.push(step(Op.UNSHARE, 'unshare(CLONE_NEWUSER)', 'a new user namespace, made before the others so that it owns them (user_namespaces(7))', { n: [CLONE_NEWUSER] }));
+      steps.push(step(Op.SYNC_USERNS, 'handshake: ask for uid/gid maps', 'only a process outside the new user namespace may write its uid_map and gid_map'));
+    }
+    const rest = nsFlags & ~CLONE_NEWUSER;
+    if (rest) steps.push(step(Op.UNSHARE, `unshare(${cloneFlagNames(rest)})`, 'the remaining new namespaces; a new PID namespace takes effect for the next child (unshare(2))', { n: [rest] }));
+    steps.push(step(Op.FORK, 'clone(CLONE_PARENT): the container process', 'a PID namespace is entered only by a new process; CLONE_PARENT makes it the runtime\'s child so the runtime can wait for it', { n: [0] }));
+  }
+
+  if (opts.parentDeathSignal) {
+    steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'a foreground container must not outlive the runtime that waits for it', { n: [opts.parentDeathSignal] }));
+  }
+  steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime writes uid/gid maps and cgroup placement before the container runs any of its own setup'));
+
+  if (proc.oomScoreAdj !== undefined) {
+    steps.push(step(Op.WRITE_FILE, `write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, 'how readily the OOM killer picks this container (proc(5))', { s: ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)] }));
+  }
+
+  steps.push(...rootfsSteps(spec, host, opts, newUser));
+
+  if (spec.hostname) steps.push(step(Op.SETHOSTNAME, `sethostname("${spec.hostname}")`, 'the new UTS namespace has its own hostname (uts_namespaces(7))', { s: [spec.hostname] }));
+  if (spec.domainname) steps.push(step(Op.SETDOMAINNAME, `setdomainname("${spec.domainname}")`, 'the NIS domain name lives in the UTS namespace too', { s: [spec.domainname] }));
+
+  for (const [key, value] of Object.entries(linux.sysctl ?? {})) {
+    const file = '/proc/sys/' + key.replace(/\./g, '/');
+    steps.push(step(Op.WRITE_FILE, `sysctl ${key}=${value}`, `namespaced kernel settings are written through ${file} (sysctl(8))`, { s: [file, value] }));
+  }
+  for (const p of linux.readonlyPaths ?? []) {
+    steps.push(step(Op.READONLY_PATH, `bind ${p} read-only`, 'kernel knobs the container may read but not change', { s: [p] }));
+  }
+  for (const p of linux.maskedPaths ?? []) {
+    steps.push(step(Op.MASK_PATH, `mask ${p}`, 'hide host information: /dev/null over files, an empty read-only tmpfs over directories', { s: [p] }));
+  }
+  if (spec.root?.readonly) steps.push(step(Op.REMOUNT_RO, 'remount / read-only', 'root.readonly: the root filesystem cannot be written', { s: ['/'] }));
+
+  for (const rl of proc.rlimits ?? []) {
+    steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'resource limits are per process and inherited across exec (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
+  }
+
+  steps.push(...credentialSteps(spec, host));
+
+  const env = proc.env ?? [];
+  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
+  steps.push(step(Op.LOOKUP_EXEC, `find "${proc.args[0]}" in PATH`, 'a missing command is an error of create, not a silent exit after start', { s: [proc.args[0], pathVar] }));
+  steps.push(step(Op.READY, 'handshake: report ready', 'the container is built; create may return'));
+  steps.push(
+    opts.execFifoFd !== undefined
+      ? step(Op.WAIT_START, 'wait on the exec fifo', '`start` writes a byte to the fifo; until then the container stays "created"', { n: [opts.execFifoFd] })
+      : step(Op.WAIT_START, 'wait for start', 'the runtime sends start on the sync socket', { n: [-1] }),
+  );
+  steps.push(step(Op.EXEC, `execve ${JSON.stringify(proc.args)}`, 'replace the setup code with the container\'s command; the close-on-exec sync socket closing tells the runtime it worked (execve(2))', { argv: [...proc.args], envp: [...env] }));
+
+  const idMap = (m: { containerID: number; hostID: number; size: number }[] | undefined) => (m ?? []).map((e) => `${e.containerID} ${e.hostID} ${e.size}\n`).join('');
+  return {
+    cloneFlags: twoStage ? 0 : nsFlags,
+    twoStage,
+    newUserNamespace: newUser,
+    uidMap: idMap(linux.uidMappings),
+    gidMap: idMap(linux.gidMappings),
+    trace: !!opts.trace,
+    steps,
+  };
+}
+
+function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser: boolean): PlanStep[] {
+  const steps: PlanStep[] = [];
+  const linux = spec.linux ?? {};
+  const rootfs = opts.rootfs;
+  steps.push(step(Op.PROPAGATION, 'mount --make-rslave /', 'mounts made in the new mount namespace must not propagate back to the host (mount_namespaces(7))', { s: ['/'], n: [MS.SLAVE | MS.REC] }));
+  steps.push(step(Op.MOUNT, `bind ${rootfs} onto itself`, 'pivot_root(2) needs the new root to be a mount point', { s: [rootfs, rootfs, null, null], n: [MS.BIND | MS.REC, 0, 0, 0, 0] }));
+  steps.push(step(Op.SET_ROOT, `resolve paths inside ${rootfs}`, 'mount targets are opened with openat2(RESOLVE_IN_ROOT), so symlinks in the image cannot lead outside it', { s: [rootfs] }));
+
+  const postPivot: PlanStep[] = [];
+  (spec.mounts ?? []).forEach((m, i) => steps.push(...mountSteps(m, i, host, opts, newUser, postPivot)));
+
+  const devices = new Map(DEFAULT_DEVICES.map((d) => [d.path, d]));
+  for (const d of linux.devices ?? []) {
+    devices.set(d.path, { path: d.path, type: d.type, major: d.major ?? 0, minor: d.minor ?? 0, fileMode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0 });
+  }
+  for (const d of devices.values()) {
+    if (newUser) {
+      // mknod is refused inside a user namespace; the host's node is bound in instead.
+      steps.push(step(Op.MOUNT, `bind host ${d.path}`, 'a user namespace may not create device nodes, but may bind the host\'s (user_namespaces(7))', { s: [d.path, d.path, null, null], n: [MS.BIND, 1, 2, 0, 0] }));
+    } else {
+      const mode = deviceTypeBits(d.type) | (d.fileMode & 0o7777);
+      steps.push(step(Op.MKNOD, `mknod ${d.path} ${d.type} ${d.major} ${d.minor}`, 'a device node the container may use; which ones it may open is the devices cgroup\'s to decide (mknod(2))', { s: [d.path], n: [mode, makedev(d.major, d.minor), d.uid, d.gid] }));
+    }
+  }
+  for (const [link, target] of DEV_LINKS) {
+    if (devices.has(link)) continue;
+    steps.push(step(Op.SYMLINK, `symlink ${link} -> ${target}`, 'the standard /dev links into /proc and the devpts instance', { s: [target, link] }));
+  }
+  const cwd = spec.process?.cwd ?? '/';
+  if (cwd !== '/') steps.push(step(Op.MKDIR, `mkdir -p ${cwd}`, 'the working directory is created if the image lacks it, as other runtimes do', { s: [cwd], n: [0o755] }));
+
+  steps.push(step(Op.PIVOT_ROOT, `pivot_root ${rootfs}`, 'make the rootfs "/" and detach the host\'s root, so no path leads back to the host; chroot(2) would leave it reachable (pivot_root(2))', { s: [rootfs] }));
+  if (linux.rootfsPropagation) {
+    steps.push(step(Op.PROPAGATION, `mount --make-${linux.rootfsPropagation} /`, 'linux.rootfsPropagation asks for this propagation on the new root', { s: ['/'], n: [propagationFlags(linux.rootfsPropagation)] }));
+  }
+  steps.push(...postPivot);
+  return steps;
+}
+
+function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptions, newUser: boolean, postPivot: PlanStep[]): PlanStep[] {
+  const opt = parseMountOptions(m.options);
+  const isBind = m.type === 'bind' || (opt.flags & MS.BIND) !== 0;
+  const dest = path.posix.normalize(m.destination);
+  if (isBind) {
+    const source = path.resolve(opts.bundle, m.source!);
+    const kind = host.statSource(source);
+    if (kind === 'missing') throw new ConfigError(`mounts[${index}].source`, `${source}: ENOENT (no such file or directory)`);
+    const remount = opt.flags & BIND_REMOUNT_FLAGS;
+    return [
+      step(Op.MOUNT, `bind ${source} on ${dest}${remount ? ` (${m.options!.join(',')})` : ''}`, 'a bind mount shows a host path inside the container; its flags take effect on a remount (mount(2))', {
+        s: [source, dest, null, null],
+        n: [MS.BIND | (opt.flags & MS.REC), 1, kind === 'dir' ? 1 : 2, remount, opt.propagation],
+      }),
+    ];
+  }
+  const type = m.type!;
+  if (type === 'cgroup' || type === 'cgroup2') return cgroupMountSteps(m, dest, opt, host, newUser, postPivot);
+  const why = FILESYSTEM_WHY[type] ?? `a ${type} filesystem (mount(2))`;
+  const flags = opt.flags & ~(MS.BIND | MS.REC);
+  return [step(Op.MOUNT, `mount ${type} on ${dest}${m.options?.length ? ` (${m.options.join(',')})` : ''}`, why, { s: [m.source ?? type, dest, type, opt.data || null], n: [flags, 1, 1, 0, opt.propagation] })];
+}
+
+const FILESYSTEM_WHY: Record<string, string> = {
+  proc: 'a procfs that belongs to the new PID namespace, so ps sees only the container (proc(5))',
+  sysfs: 'sysfs shows the devices of the new network namespace (sysfs(5))',
+  tmpfs: 'an empty in-memory filesystem (tmpfs(5))',
+  devpts: 'a private devpts instance: pseudo-terminals the container makes are its own (pts(4))',
+  mqueue: 'POSIX message queues of the new IPC namespace (mq_overview(7))',
+};
+
+function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, newUser: boolean, postPivot: PlanStep[]): PlanStep[] {
+  const ro = (opt.flags & MS.RDONLY) !== 0;
+  const flags = opt.flags & ~(MS.BIND | MS.REC);
+  const unified = host.cgroups.find((c) => c.fstype === 'cgroup2' && c.mountPoint === '/sys/fs/cgroup');
+  if (newUser) {
+    // cgroup filesystems cannot be mounted fresh from a user namespace without a cgroup namespace of its own.
+    return [step(Op.MOUNT, `bind host /sys/fs/cgroup on ${dest}`, 'a user namespace may not mount cgroupfs; the host tree is bound instead', { s: ['/sys/fs/cgroup', dest, null, null], n: [MS.BIND | MS.REC, 1, 1, ro ? MS.RDONLY : 0, 0] })];
+  }
+  if (unified) {
+    return [step(Op.MOUNT, `mount cgroup2 on ${dest}`, 'the unified cgroup hierarchy; in a cgroup namespace its root is the container\'s own cgroup (cgroups(7))', { s: ['cgroup', dest, 'cgroup2', null], n: [flags, 1, 1, 0, 0] })];
+  }
+  const steps = [step(Op.MOUNT, `mount tmpfs on ${dest}`, 'cgroup v1 has one hierarchy per controller: a tmpfs holds their mount points', { s: ['tmpfs', dest, 'tmpfs', 'mode=755'], n: [MS.NOSUID | MS.NODEV | MS.NOEXEC, 1, 1, 0, 0] })];
+  for (const h of host.cgroups) {
+    if (!h.mountPoint.startsWith('/sys/fs/cgroup/')) continue;
+    const name = h.mountPoint.slice('/sys/fs/cgroup/'.length);
+    const target = `${dest}/${name}`;
+    steps.push(step(Op.MOUNT, `mount ${h.fstype} (${h.controllers || 'unified'}) on ${target}`, 'one cgroup hierarchy (cgroups(7))', { s: ['cgroup', target, h.fstype, h.fstype === 'cgroup' ? h.controllers : null], n: [flags, 1, 1, 0, 0] }));
+  }
+  if (ro) postPivot.push(step(Op.REMOUNT_RO, `remount ${dest} read-only`, 'the cgroup mount point tree is read-only, like its hierarchies', { s: [dest] }));
+  return steps;
+}
+
+function credentialSteps(spec: Spec, host: HostFacts): PlanStep[] {
+  const proc = spec.process!;
+  const caps = proc.capabilities ?? {};
+  const mask = (names: string[] | undefined) => capabilityMask(names, host.lastCap);
+  const user = proc.user;
+  const steps: PlanStep[] = [];
+  steps.push(step(Op.CAPBSET, `drop bounding capabilities to [${(caps.bounding ?? []).join(' ')}]`, 'the bounding set caps what any later exec can gain, even of setuid programs (capabilities(7))', { n: [mask(caps.bounding), host.lastCap] }));
+  steps.push(step(Op.KEEPCAPS, 'prctl(PR_SET_KEEPCAPS, 1)', 'keep permitted capabilities across the uid change that follows', { n: [1] }));
+  steps.push(step(Op.SETGROUPS, `setgroups([${(user.additionalGids ?? []).join(',')}])`, 'supplementary groups; the runtime\'s own must not leak in (setgroups(2))', { ints: [...(user.additionalGids ?? [])] }));
+  steps.push(step(Op.SETRESGID, `setresgid(${user.gid})`, 'the container\'s group id, real, effective and saved (setresgid(2))', { n: [user.gid] }));
+  steps.push(step(Op.SETRESUID, `setresuid(${user.uid})`, 'the container\'s user id, real, effective and saved (setresuid(2))', { n: [user.uid] }));
+  steps.push(step(Op.CHDIR, `chdir ${proc.cwd}`, 'process.cwd, entered as the container user so permissions apply', { s: [proc.cwd] }));
+  steps.push(step(Op.KEEPCAPS, 'prctl(PR_SET_KEEPCAPS, 0)', 'back to the default: later uid changes by the command drop capabilities', { n: [0] }));
+  steps.push(step(Op.CAPSET, `capset(effective=[${(caps.effective ?? []).join(' ')}])`, 'the effective, permitted and inheritable sets of the spec (capset(2))', { n: [mask(caps.effective), mask(caps.permitted), mask(caps.inheritable)] }));
+  // The kernel raises an ambient capability only if it is permitted and
+  // inheritable too; others are left out, as runc leaves them with a warning.
+  const ambient = (caps.ambient ?? []).filter((c) => caps.permitted?.includes(c) && caps.inheritable?.includes(c));
+  if (ambient.length) {
+    steps.push(step(Op.AMBIENT, `raise ambient [${ambient.join(' ')}]`, 'ambient capabilities survive exec of a non-setuid program for non-root users (capabilities(7))', { n: [mask(ambient)] }));
+  }
+  // Without process.user.umask the runtime's own umask stays, as the spec says.
+  if (user.umask !== undefined) steps.push(step(Op.UMASK, `umask ${user.umask.toString(8).padStart(4, '0')}`, 'the file mode creation mask (umask(2))', { n: [user.umask] }));
+  if (proc.noNewPrivileges) steps.push(step(Op.NO_NEW_PRIVS, 'prctl(PR_SET_NO_NEW_PRIVS, 1)', 'setuid bits and file capabilities can no longer raise privileges (prctl(2))'));
+  return steps;
+}
+
+/** One line per namespace the first clone creates, for --trace. */
+export function describeClone(plan: Plan): string[] {
+  return NAMESPACES.filter((k) => plan.cloneFlags & k.flag).map((k) => `new ${k.type} namespace: isolates ${k.isolates} (${k.manPage})`);
+}

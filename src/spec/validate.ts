@@ -1,0 +1,156 @@
+// Checks a config.json before anything is created, so a bad config fails
+// with the field it is about and leaves nothing behind.
+import { ConfigError } from '../errors';
+import { namespaceKind } from '../ns/namespaces';
+import { capabilityNumber } from '../process/capabilities';
+import { RLIMITS } from '../process/rlimits';
+import type { Spec } from './types';
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/** Parses config.json text; a syntax error names the file. */
+export function parseSpec(text: string, file = 'config.json'): Spec {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(file, `not valid JSON (${(e as Error).message})`);
+  }
+  return validateSpec(raw);
+}
+
+export function validateSpec(raw: unknown): Spec {
+  if (!isObject(raw)) throw new ConfigError('(root)', 'must be a JSON object');
+  const need = (cond: boolean, field: string, problem: string) => {
+    if (!cond) throw new ConfigError(field, problem);
+  };
+  need(typeof raw.ociVersion === 'string' && /^1\.\d+\.\d+/.test(raw.ociVersion), 'ociVersion', `must be a 1.x version string, got ${JSON.stringify(raw.ociVersion)}`);
+
+  need(isObject(raw.root) && typeof raw.root.path === 'string' && raw.root.path !== '', 'root.path', 'is required');
+
+  const p = raw.process;
+  need(isObject(p), 'process', 'is required to start a container');
+  if (isObject(p)) {
+    need(isStringArray(p.args) && p.args.length > 0 && p.args[0] !== '', 'process.args', 'must name a command');
+    need(typeof p.cwd === 'string' && p.cwd.startsWith('/'), 'process.cwd', 'must be an absolute path');
+    need(p.env === undefined || isStringArray(p.env), 'process.env', 'must be an array of "NAME=value" strings');
+    (isStringArray(p.env) ? p.env : []).forEach((e, i) => need(/^[^=]+=/.test(e), `process.env[${i}]`, `"${e}" is not NAME=value`));
+    need(isObject(p.user), 'process.user', 'is required');
+    if (isObject(p.user)) {
+      need(isUint(p.user.uid), 'process.user.uid', 'must be a non-negative integer');
+      need(isUint(p.user.gid), 'process.user.gid', 'must be a non-negative integer');
+      need(p.user.umask === undefined || (isUint(p.user.umask) && p.user.umask <= 0o777), 'process.user.umask', 'must be 0-0777');
+      need(
+        p.user.additionalGids === undefined || (Array.isArray(p.user.additionalGids) && p.user.additionalGids.every(isUint)),
+        'process.user.additionalGids',
+        'must be an array of gids',
+      );
+    }
+    if (p.capabilities !== undefined) {
+      need(isObject(p.capabilities), 'process.capabilities', 'must be an object');
+      for (const set of ['bounding', 'effective', 'inheritable', 'permitted', 'ambient']) {
+        const list = (p.capabilities as Record<string, unknown>)[set];
+        if (list === undefined) continue;
+        need(isStringArray(list), `process.capabilities.${set}`, 'must be an array of names');
+        (list as string[]).forEach((name, i) =>
+          need(capabilityNumber(name) >= 0, `process.capabilities.${set}[${i}]`, `unknown capability "${name}"`),
+        );
+      }
+    }
+    if (p.rlimits !== undefined) {
+      need(Array.isArray(p.rlimits), 'process.rlimits', 'must be an array');
+      const seen = new Set<string>();
+      (p.rlimits as unknown[]).forEach((r, i) => {
+        const f = `process.rlimits[${i}]`;
+        need(isObject(r) && typeof r.type === 'string' && RLIMITS[r.type] !== undefined, `${f}.type`, `unknown limit ${JSON.stringify(isObject(r) ? r.type : r)}`);
+        const rl = r as { type: string; soft: unknown; hard: unknown };
+        need(isUint(rl.soft) && isUint(rl.hard), f, 'soft and hard must be non-negative integers');
+        need((rl.soft as number) <= (rl.hard as number), f, `soft limit ${rl.soft} exceeds hard limit ${rl.hard}`);
+        need(!seen.has(rl.type), `${f}.type`, `${rl.type} is given twice`);
+        seen.add(rl.type);
+      });
+    }
+    need(p.oomScoreAdj === undefined || (Number.isInteger(p.oomScoreAdj) && Math.abs(p.oomScoreAdj as number) <= 1000), 'process.oomScoreAdj', 'must be an integer from -1000 to 1000');
+  }
+
+  need(raw.hostname === undefined || typeof raw.hostname === 'string', 'hostname', 'must be a string');
+  need(raw.domainname === undefined || typeof raw.domainname === 'string', 'domainname', 'must be a string');
+
+  if (raw.mounts !== undefined) {
+    need(Array.isArray(raw.mounts), 'mounts', 'must be an array');
+    (raw.mounts as unknown[]).forEach((m, i) => {
+      need(isObject(m), `mounts[${i}]`, 'must be an object');
+      const mm = m as Record<string, unknown>;
+      need(typeof mm.destination === 'string' && mm.destination.startsWith('/'), `mounts[${i}].destination`, 'must be an absolute path');
+      need(mm.options === undefined || isStringArray(mm.options), `mounts[${i}].options`, 'must be an array of strings');
+      need(mm.type === undefined || typeof mm.type === 'string', `mounts[${i}].type`, 'must be a string');
+      const isBind = mm.type === 'bind' || (isStringArray(mm.options) && mm.options.some((o) => o === 'bind' || o === 'rbind'));
+      need(!isBind || (typeof mm.source === 'string' && mm.source !== ''), `mounts[${i}].source`, 'a bind mount needs a source');
+      need(isBind || typeof mm.type === 'string', `mounts[${i}].type`, 'is required unless the mount is a bind mount');
+    });
+  }
+
+  const linux = raw.linux;
+  if (linux !== undefined) {
+    need(isObject(linux), 'linux', 'must be an object');
+    const l = linux as Record<string, unknown>;
+    const nsTypes = new Set<string>();
+    if (l.namespaces !== undefined) {
+      need(Array.isArray(l.namespaces), 'linux.namespaces', 'must be an array');
+      (l.namespaces as unknown[]).forEach((ns, i) => {
+        const f = `linux.namespaces[${i}]`;
+        need(isObject(ns) && typeof ns.type === 'string' && namespaceKind(ns.type) !== undefined, `${f}.type`, `unknown namespace type ${JSON.stringify(isObject(ns) ? ns.type : ns)}`);
+        const n = ns as { type: string; path?: unknown };
+        need(n.type !== 'time', `${f}.type`, 'time namespaces are not supported');
+        need(!nsTypes.has(n.type), `${f}.type`, `namespace "${n.type}" is listed twice`);
+        need(n.path === undefined || (typeof n.path === 'string' && n.path.startsWith('/')), `${f}.path`, 'must be an absolute path');
+        nsTypes.add(n.type);
+      });
+    }
+    need(nsTypes.has('mount'), 'linux.namespaces', 'a mount namespace is required: the root filesystem is built in it');
+    const ownsUts = (l.namespaces as { type: string; path?: string }[] | undefined)?.some((n) => n.type === 'uts' && !n.path);
+    need(raw.hostname === undefined || raw.hostname === '' || !!ownsUts, 'hostname', 'setting it needs a new uts namespace');
+    need(raw.domainname === undefined || raw.domainname === '' || !!ownsUts, 'domainname', 'setting it needs a new uts namespace');
+    for (const key of ['uidMappings', 'gidMappings'] as const) {
+      if (l[key] === undefined) continue;
+      need(Array.isArray(l[key]), `linux.${key}`, 'must be an array');
+      (l[key] as unknown[]).forEach((m, i) =>
+        need(isObject(m) && isUint(m.containerID) && isUint(m.hostID) && isUint(m.size) && (m.size as number) > 0, `linux.${key}[${i}]`, 'needs containerID, hostID and a size above 0'),
+      );
+    }
+    const newUser = (l.namespaces as { type: string; path?: string }[] | undefined)?.some((n) => n.type === 'user' && !n.path);
+    if (newUser) {
+      need(Array.isArray(l.uidMappings) && l.uidMappings.length > 0, 'linux.uidMappings', 'a new user namespace needs uid mappings');
+      need(Array.isArray(l.gidMappings) && l.gidMappings.length > 0, 'linux.gidMappings', 'a new user namespace needs gid mappings');
+    }
+    for (const key of ['maskedPaths', 'readonlyPaths'] as const) {
+      if (l[key] === undefined) continue;
+      need(isStringArray(l[key]), `linux.${key}`, 'must be an array of paths');
+      (l[key] as string[]).forEach((p, i) => need(p.startsWith('/'), `linux.${key}[${i}]`, 'must be an absolute path'));
+    }
+    if (l.devices !== undefined) {
+      need(Array.isArray(l.devices), 'linux.devices', 'must be an array');
+      (l.devices as unknown[]).forEach((d, i) => {
+        const f = `linux.devices[${i}]`;
+        need(isObject(d) && typeof d.path === 'string' && d.path.startsWith('/dev/'), `${f}.path`, 'must be a path under /dev');
+        const dd = d as Record<string, unknown>;
+        need(['c', 'u', 'b', 'p'].includes(dd.type as string), `${f}.type`, 'must be c, u, b or p');
+        need(dd.type === 'p' || (isUint(dd.major) && isUint(dd.minor)), f, 'needs major and minor numbers');
+      });
+    }
+    if (l.sysctl !== undefined) {
+      need(isObject(l.sysctl), 'linux.sysctl', 'must be an object of strings');
+      for (const [k, v] of Object.entries(l.sysctl as object)) {
+        need(typeof v === 'string', `linux.sysctl.${k}`, 'must be a string');
+        need(/^[A-Za-z0-9_.\-/]+$/.test(k) && !k.split(/[./]/).includes('..'), `linux.sysctl.${k}`, 'is not a sysctl name');
+      }
+    }
+    const propagations = ['', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'];
+    need(l.rootfsPropagation === undefined || propagations.includes(l.rootfsPropagation as string), 'linux.rootfsPropagation', `must be one of ${propagations.filter(Boolean).join(', ')}`);
+  } else {
+    need(false, 'linux', 'is required: it lists the namespaces');
+  }
+  return raw as unknown as Spec;
+}
