@@ -85,6 +85,12 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   }
   steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime writes uid/gid maps and cgroup placement before the container runs any of its own setup'));
 
+  if (newUser && mapsRoot(linux.uidMappings) && mapsRoot(linux.gidMappings)) {
+    // Until now the child runs as the host's root, which the new namespace does not map:
+    // files it creates (mount points, device nodes) would fail with EOVERFLOW.
+    steps.push(step(Op.SETRESGID, 'setresgid(0) in the user namespace', 'become the namespace\'s root group, so setup creates files as a mapped id', { n: [0] }));
+    steps.push(step(Op.SETRESUID, 'setresuid(0) in the user namespace', 'become the namespace\'s root user, so setup creates files as a mapped id (user_namespaces(7))', { n: [0] }));
+  }
   if (proc.oomScoreAdj !== undefined) {
     steps.push(step(Op.WRITE_FILE, `write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, 'how readily the OOM killer picks this container (proc(5))', { s: ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)] }));
   }
@@ -133,6 +139,10 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     trace: !!opts.trace,
     steps,
   };
+}
+
+function mapsRoot(m: { containerID: number; size: number }[] | undefined): boolean {
+  return (m ?? []).some((e) => e.containerID === 0 && e.size > 0);
 }
 
 function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser: boolean): PlanStep[] {

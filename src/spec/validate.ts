@@ -144,7 +144,7 @@ export function validateSpec(raw: unknown): Spec {
       need(isObject(l.sysctl), 'linux.sysctl', 'must be an object of strings');
       for (const [k, v] of Object.entries(l.sysctl as object)) {
         need(typeof v === 'string', `linux.sysctl.${k}`, 'must be a string');
-        need(/^[A-Za-z0-9_.\-/]+$/.test(k) && !k.split(/[./]/).includes('..'), `linux.sysctl.${k}`, 'is not a sysctl name');
+        need(/^[A-Za-z0-9_.\-/]+$/.test(k) && k.split(/[./]/).every((part) => part !== ''), `linux.sysctl.${k}`, 'is not a sysctl name');
       }
     }
     const propagations = ['', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'];

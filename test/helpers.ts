@@ -1,0 +1,109 @@
+// Shared by the tests: the CLI as a user runs it, busybox bundles, and the
+// places a test may leave things (checked by zz-leak-check.test.ts).
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { defaultSpec } from '../src/spec/default';
+import type { Spec } from '../src/spec/types';
+
+export const PROJECT = path.resolve(__dirname, '..');
+export const CLI = path.join(PROJECT, 'dist', 'cli', 'main.js');
+/** Every state root and bundle a test makes lives under here. */
+export const TEST_BASE = '/run/tsrun-test';
+export const isRoot = process.getuid?.() === 0;
+export const BUSYBOX = '/bin/busybox';
+export const haveBusybox = fs.existsSync(BUSYBOX);
+
+/** Skip reason for tests that need root and busybox, or false to run them. */
+export const needsRoot: string | false = !isRoot ? 'needs root' : !haveBusybox ? 'needs Debian busybox-static (/bin/busybox)' : false;
+
+let counter = 0;
+export function uniqueId(prefix = 't'): string {
+  return `${prefix}-${process.pid}-${++counter}`;
+}
+
+export function stateRoot(name: string): string {
+  const root = path.join(TEST_BASE, 'state', name);
+  fs.mkdirSync(root, { recursive: true });
+  return root;
+}
+
+let rootfs: string | undefined;
+/** One busybox rootfs per test process, shared read-only by its bundles. */
+export function busyboxRootfs(): string {
+  if (rootfs) return rootfs;
+  const dir = path.join(TEST_BASE, 'rootfs', String(process.pid));
+  fs.rmSync(dir, { recursive: true, force: true });
+  const r = spawnSync(path.join(PROJECT, 'scripts', 'busybox-bundle.sh'), [dir], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`busybox-bundle.sh failed: ${r.stderr}`);
+  rootfs = path.join(dir, 'rootfs');
+  return rootfs;
+}
+
+export function removeRootfs() {
+  if (rootfs) fs.rmSync(path.dirname(rootfs), { recursive: true, force: true });
+  rootfs = undefined;
+}
+
+/** A default spec with no terminal and the given command. */
+export function testSpec(args: string[], edit?: (s: Spec) => void): Spec {
+  const spec = defaultSpec({ args, terminal: false });
+  if (edit) edit(spec);
+  return spec;
+}
+
+/** A bundle directory holding config.json whose root is the shared busybox rootfs. */
+export function makeBundle(spec: Spec): string {
+  const dir = path.join(TEST_BASE, 'bundles', uniqueId('b'));
+  fs.mkdirSync(dir, { recursive: true });
+  const s = structuredClone(spec);
+  if (s.root?.path === 'rootfs') s.root.path = busyboxRootfs();
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(s, null, 2));
+  return dir;
+}
+
+export function removeBundle(dir: string) {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function tsrun(args: string[], opts: { root?: string; input?: string; timeout?: number } = {}): SpawnSyncReturns<string> {
+  const full = opts.root ? ['--root', opts.root, ...args] : args;
+  return spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', input: opts.input ?? '', timeout: opts.timeout ?? 60_000 });
+}
+
+/** Runs a command in a fresh container from the busybox bundle; cleans the bundle up. */
+export function runIn(args: string[], opts: { root: string; edit?: (s: Spec) => void; flags?: string[] }) {
+  const bundle = makeBundle(testSpec(args, opts.edit));
+  try {
+    return tsrun([...(opts.flags ?? []), 'run', '--bundle', bundle, uniqueId('run')], { root: opts.root });
+  } finally {
+    removeBundle(bundle);
+  }
+}
+
+export function spawnTsrun(args: string[], root: string) {
+  return spawn(process.execPath, [CLI, '--root', root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Mount points in our mount namespace under a prefix. */
+export function mountsUnder(prefix: string): string[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p) => p && p.startsWith(prefix));
+}
+
+/** Processes whose root directory is inside dir: containers that outlived their test. */
+export function processesRootedIn(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${p}/root`).startsWith(dir)) out.push(Number(p));
+    } catch {
+      /* gone, or a kernel thread */
+    }
+  }
+  return out;
+}
