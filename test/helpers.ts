@@ -1,7 +1,8 @@
 // Shared by the tests: the CLI as a user runs it, busybox bundles, and the
 // places a test may leave things (checked by zz-leak-check.test.ts).
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { defaultSpec } from '../src/spec/default';
 import type { Spec } from '../src/spec/types';
@@ -66,9 +67,31 @@ export function removeBundle(dir: string) {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-export function tsrun(args: string[], opts: { root?: string; input?: string; timeout?: number } = {}): SpawnSyncReturns<string> {
+export interface Result {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI as a user would. Output goes to files, not pipes: a created
+ * container inherits tsrun's stdio and would hold a pipe open long after
+ * tsrun has exited.
+ */
+export function tsrun(args: string[], opts: { root?: string; timeout?: number } = {}): Result {
   const full = opts.root ? ['--root', opts.root, ...args] : args;
-  return spawnSync(process.execPath, [CLI, ...full], { encoding: 'utf8', input: opts.input ?? '', timeout: opts.timeout ?? 60_000 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
+  const out = fs.openSync(path.join(dir, 'out'), 'w+');
+  const err = fs.openSync(path.join(dir, 'err'), 'w+');
+  try {
+    const r = spawnSync(process.execPath, [CLI, ...full], { stdio: ['ignore', out, err], timeout: opts.timeout ?? 60_000 });
+    return { status: r.status, signal: r.signal, stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'), stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8') };
+  } finally {
+    fs.closeSync(out);
+    fs.closeSync(err);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Runs a command in a fresh container from the busybox bundle; cleans the bundle up. */

@@ -1,0 +1,24 @@
+// Runs last: the suite must leave the host as it found it. Every earlier
+// test file keeps its mounts, state, bundles and processes under TEST_BASE.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { isRoot, mountsUnder, processesRootedIn, TEST_BASE } from './helpers';
+
+t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
+  t.same(mountsUnder(TEST_BASE), [], 'no mounts under the test base');
+  t.same(processesRootedIn(TEST_BASE), [], 'no process runs in a test rootfs');
+  const stateBase = path.join(TEST_BASE, 'state');
+  const left = fs.existsSync(stateBase) ? fs.readdirSync(stateBase).flatMap((root) => fs.readdirSync(path.join(stateBase, root)).map((id) => `${root}/${id}`)) : [];
+  t.same(left, [], 'no container state directories');
+  const bundles = path.join(TEST_BASE, 'bundles');
+  t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], 'no bundles');
+  const rootfs = path.join(TEST_BASE, 'rootfs');
+  t.same(fs.existsSync(rootfs) ? fs.readdirSync(rootfs) : [], [], 'no root filesystems');
+  const netns = fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns').filter((n) => n.startsWith('tsrun-test')) : [];
+  t.same(netns, [], 'no network namespaces');
+  const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
+  t.notMatch(links, /probe[01]/, 'no test network devices');
+  fs.rmSync(TEST_BASE, { recursive: true, force: true });
+});
