@@ -22,7 +22,7 @@ done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$rootfs/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 rm -f "$dir/config.json"
-node "$here/dist/cli/main.js" spec --bundle "$dir"
+node "$here/dist/tsrun.js" spec --bundle "$dir"
 # A bundle for scripts and tests: no terminal, and the command given here.
 node -e '
   const fs = require("fs"); const file = process.argv[1];

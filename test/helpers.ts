@@ -8,7 +8,7 @@ import { defaultSpec } from '../src/spec/default';
 import type { Spec } from '../src/spec/types';
 
 export const PROJECT = path.resolve(__dirname, '..');
-export const CLI = path.join(PROJECT, 'dist', 'cli', 'main.js');
+export const CLI = path.join(PROJECT, 'dist', 'tsrun.js');
 /** Every state root and bundle a test makes lives under here. */
 export const TEST_BASE = '/run/tsrun-test';
 export const isRoot = process.getuid?.() === 0;

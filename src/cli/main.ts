@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The tsrun command: a thin shell over the library, one file per verb.
 import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME } from '../errors';
