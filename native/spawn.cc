@@ -445,9 +445,12 @@ int run_step(int i) {
       const char *base;
       int parent = open_parent_in_root(st.s[0], &base);
       if (parent < 0) return -1;
-      int r = mknodat(parent, base, static_cast<mode_t>(st.n[0]), static_cast<dev_t>(st.n[1]));
+      mode_t mode = static_cast<mode_t>(st.n[0]);
+      int r = mknodat(parent, base, mode, static_cast<dev_t>(st.n[1]));
       if (r < 0 && errno == EEXIST) r = 0;
       if (r == 0) r = fchownat(parent, base, static_cast<uid_t>(st.n[2]), static_cast<gid_t>(st.n[3]), AT_SYMLINK_NOFOLLOW);
+      // The mode exactly as configured: mknod applied the runtime's umask.
+      if (r == 0) r = fchmodat(parent, base, mode & 07777, 0);
       int e = errno;
       close(parent);
       errno = e;

@@ -32,11 +32,12 @@ const ops = (p: { steps: { op: number }[] }) => p.steps.map((s) => s.op);
 
 t.test('new namespaces become clone flags, and the plan is one process', async (t) => {
   const p = compilePlan(spec(), v1Host, opts);
-  // pid, net, ipc, uts, mount, cgroup
-  t.equal(p.cloneFlags, 0x20000000 | 0x40000000 | 0x08000000 | 0x04000000 | 0x00020000 | 0x02000000);
+  // pid, net, ipc, uts, mount; the cgroup namespace comes after placement
+  t.equal(p.cloneFlags, 0x20000000 | 0x40000000 | 0x08000000 | 0x04000000 | 0x00020000);
   t.equal(p.twoStage, false);
   t.notOk(ops(p).includes(Op.FORK));
   t.equal(p.steps[0].op, Op.SYNC_WAIT, 'the child waits for the runtime before anything else');
+  t.same([p.steps[1].op, p.steps[1].n], [Op.UNSHARE, [0x02000000]], 'then makes its cgroup namespace, rooted at the cgroup it was placed in');
 });
 
 t.test('setup order: rslave, rootfs bind, mounts, devices, pivot, then credentials, ready, start, exec', async (t) => {
@@ -123,7 +124,7 @@ t.test('joining a namespace by path takes two stages: setns, unshare, fork', asy
   );
   t.equal(p.twoStage, true);
   t.equal(p.cloneFlags, 0);
-  t.same(ops(p).slice(0, 6), [Op.SETNS, Op.UNSHARE, Op.SYNC_USERNS, Op.UNSHARE, Op.FORK, Op.SYNC_WAIT]);
+  t.same(ops(p).slice(0, 7), [Op.SETNS, Op.UNSHARE, Op.SYNC_USERNS, Op.UNSHARE, Op.FORK, Op.SYNC_WAIT, Op.UNSHARE]);
   t.same(p.steps[0].s, ['/run/netns/x']);
   t.equal(p.steps[1].n![0], 0x10000000, 'the user namespace is made first, so it owns the rest');
   t.equal(p.steps[3].n![0] & 0x40000000, 0, 'the joined network namespace is not also made new');

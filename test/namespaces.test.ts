@@ -1,8 +1,10 @@
 // Each namespace and process setting, checked from inside a busybox container.
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { capabilityNames } from '../src/process/capabilities';
-import { makeBundle, needsRoot, removeBundle, removeRootfs, runIn, spawnTsrun, stateRoot, testSpec, uniqueId } from './helpers';
+import { makeBundle, needsRoot, removeBundle, removeRootfs, runIn, spawnTsrun, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
 
 const root = stateRoot('namespaces');
 t.teardown(removeRootfs);
@@ -170,4 +172,63 @@ t.test('SIGTERM sent to tsrun run reaches the container', { skip: needsRoot }, a
   const code = await new Promise((resolve) => child.on('exit', resolve));
   t.equal(code, 7);
   t.match(out, /got-term/);
+});
+
+t.test('cgroup: placed in its own cgroup before it runs, which is the root it sees', { skip: needsRoot }, async (t) => {
+  const inside = runIn(sh('cat /proc/self/cgroup'), { root });
+  t.equal(inside.status, 0, inside.stderr);
+  t.ok(lines(inside.stdout).every((l) => l.endsWith(':/')), `every hierarchy is rooted at the container: ${inside.stdout}`);
+
+  const nested = `/tsrun-test-${process.pid}/nested/deeper`;
+  const bundle = makeBundle(testSpec(['sleep', '1000'], (s) => (s.linux!.cgroupsPath = nested)));
+  t.teardown(() => removeBundle(bundle));
+  const id = uniqueId('cg');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  const pid = JSON.parse(tsrun(['state', id], { root }).stdout).pid;
+  const hostView = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+  t.match(hostView, new RegExp(`:memory:${nested}\\n`), 'memory hierarchy, from the host');
+  t.match(hostView, new RegExp(`:pids:${nested}\\n`), 'pids hierarchy, from the host');
+  t.ok(fs.existsSync(`/sys/fs/cgroup/pids${nested}`));
+  t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
+  t.notOk(fs.existsSync(`/sys/fs/cgroup/pids/tsrun-test-${process.pid}`), 'missing parents made for it are removed again');
+  t.notOk(fs.existsSync(`/sys/fs/cgroup/memory/tsrun-test-${process.pid}`));
+});
+
+t.test('bind mounts: ro, rw, and noexec take effect; the host sees rw writes', { skip: needsRoot }, async (t) => {
+  const host = fs.mkdtempSync(path.join(TEST_BASE, 'mnt-'));
+  t.teardown(() => fs.rmSync(host, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(host, 'hello.txt'), 'from the host\n');
+  fs.writeFileSync(path.join(host, 'run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+  const r = runIn(sh('cat /ro/hello.txt; touch /ro/x || echo ro-refused; echo written > /rw/out.txt; /rw/run.sh; /noexec/run.sh || echo noexec-refused; cat /file.txt'), {
+    root,
+    edit: (s) =>
+      s.mounts!.push(
+        { destination: '/ro', type: 'bind', source: host, options: ['rbind', 'ro'] },
+        { destination: '/rw', type: 'bind', source: host, options: ['rbind', 'rw'] },
+        { destination: '/noexec', type: 'bind', source: host, options: ['bind', 'noexec'] },
+        { destination: '/file.txt', type: 'bind', source: path.join(host, 'hello.txt'), options: ['bind', 'ro'] },
+      ),
+  });
+  t.same(lines(r.stdout), ['from the host', 'ro-refused', 'ran', 'noexec-refused', 'from the host']);
+  t.equal(fs.readFileSync(path.join(host, 'out.txt'), 'utf8'), 'written\n');
+  t.notOk(fs.existsSync(path.join(host, 'x')));
+});
+
+const rootMountLine = `awk '$5 == "/"' /proc/self/mountinfo`;
+
+t.test('linux.devices adds device nodes; rootfsPropagation sets the root\'s propagation', { skip: needsRoot }, async (t) => {
+  const r = runIn(sh(`ls -l /dev/fuse /dev/null | tr -s " " | cut -d" " -f1,3-6; ${rootMountLine}`), {
+    root,
+    edit: (s) => {
+      s.linux!.devices = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o640, uid: 0, gid: 0 }];
+      s.linux!.rootfsPropagation = 'private';
+    },
+  });
+  t.equal(r.status, 0, r.stderr);
+  const [fuse, devnull, rootLine] = lines(r.stdout);
+  t.equal(fuse, 'crw-r----- root root 10, 229');
+  t.equal(devnull, 'crw-rw-rw- root root 1, 3');
+  t.notMatch(rootLine, /(shared|master):/, 'private: neither shared nor a slave');
+  const shared = runIn(sh(rootMountLine), { root, edit: (s) => (s.linux!.rootfsPropagation = 'rshared') });
+  t.match(shared.stdout, / shared:\d+ /, 'rshared: a peer group of its own');
 });

@@ -20,5 +20,14 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   t.same(netns, [], 'no network namespaces');
   const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
   t.notMatch(links, /probe[01]/, 'no test network devices');
+  const cgroups: string[] = [];
+  for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+    const base = path.join('/sys/fs/cgroup', h);
+    for (const d of fs.existsSync(base) ? fs.readdirSync(base) : []) if (d.startsWith('tsrun-test')) cgroups.push(path.join(base, d));
+    const parent = path.join(base, 'tsrun');
+    // Test container ids are word-PID-N.
+    for (const d of fs.existsSync(parent) ? fs.readdirSync(parent) : []) if (/^[a-z]+-\d+-\d+$/.test(d)) cgroups.push(path.join(parent, d));
+  }
+  t.same(cgroups, [], 'no cgroup directories');
   fs.rmSync(TEST_BASE, { recursive: true, force: true });
 });

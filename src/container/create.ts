@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { cgroupPathFor, killCgroups, placeInCgroups, removeCgroups } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
 import { compilePlan, type HostFacts } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
@@ -37,6 +38,14 @@ export interface Created {
   store: Store;
   /** The live handle; for a detached create the caller may simply drop it. */
   process: LaunchedProcess;
+}
+
+function tryRead(store: Store, id: string) {
+  try {
+    return store.read(id);
+  } catch {
+    return undefined;
+  }
 }
 
 export function readBundleSpec(bundle: string): Spec {
@@ -94,7 +103,15 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       parentDeathSignal: opts.foreground ? 9 : undefined,
       trace: !!opts.trace,
     });
-    launched = await launch(plan, { trace: opts.trace });
+    const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
+    launched = await launch(plan, {
+      trace: opts.trace,
+      place: (pid) => {
+        opts.trace?.(`        handshake: runtime places pid ${pid} in cgroup ${cgPath}`);
+        record.cgroup = placeInCgroups(pid, cgPath);
+        store.write(record);
+      },
+    });
     record.pid = launched.pid;
     record.pidStartTime = processStartTime(launched.pid) ?? '';
     store.write(record);
@@ -112,6 +129,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       } catch {
         /* gone */
       }
+    }
+    const cgroup = (store.exists(opts.id) ? tryRead(store, opts.id)?.cgroup : undefined) ?? undefined;
+    if (cgroup) {
+      await killCgroups(cgroup);
+      removeCgroups(cgroup);
     }
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;

@@ -1,5 +1,6 @@
 // delete: remove a stopped container's state; --force kills it first
 // (runtime-spec "delete").
+import { killCgroups, removeCgroups } from '../cgroup/placement';
 import { TsrunError } from '../errors';
 import { signalProcess, waitForExit } from './kill';
 import { Store, statusOf } from './store';
@@ -25,6 +26,11 @@ export async function deleteContainer(id: string, opts: { force?: boolean; root?
         // A create still in progress is killed too, so it cannot finish behind our back.
         if (pid > 0 && pid !== process.pid && signalProcess(pid, start, 9)) await waitForExit(pid, start);
       }
+    }
+    if (rec.cgroup) {
+      // Whatever the container left running (it may not have had a PID namespace) goes with it.
+      await killCgroups(rec.cgroup);
+      removeCgroups(rec.cgroup);
     }
     store.remove(id);
   });

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors';
+import type { CgroupPlacement } from '../cgroup/placement';
 import { LOCK_EX, native } from '../native';
 
 export const DEFAULT_ROOT = '/run/tsrun';
@@ -25,6 +26,8 @@ export interface ContainerRecord {
   created: string;
   annotations: Record<string, string>;
   owner: string;
+  /** The cgroup directories it was placed in, and those made for it. */
+  cgroup?: CgroupPlacement;
 }
 
 /** The state of a container as runtime-spec "state" defines it. */

@@ -23,6 +23,7 @@ export const NAMESPACES: readonly NamespaceKind[] = [
 
 export const CLONE_NEWUSER = 0x10000000;
 export const CLONE_NEWPID = 0x20000000;
+export const CLONE_NEWCGROUP = 0x02000000;
 
 export function namespaceKind(type: string): NamespaceKind | undefined {
   return NAMESPACES.find((k) => k.type === type);

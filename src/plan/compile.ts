@@ -2,7 +2,7 @@
 // facts, so it is tested without root; the native child only walks the result.
 import path from 'node:path';
 import { ConfigError } from '../errors';
-import { CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
+import { CLONE_NEWCGROUP, CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
 import { capabilityMask } from '../process/capabilities';
 import { RLIMITS, rlimitValue } from '../process/rlimits';
 import { DEFAULT_DEVICES, DEV_LINKS, deviceTypeBits, makedev } from '../rootfs/devices';
@@ -61,7 +61,10 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   const newNs = namespaces.filter((n) => !n.path);
   const joined = namespaces.filter((n) => n.path);
   const newUser = newNs.some((n) => n.type === 'user');
-  const nsFlags = newNs.reduce((f, n) => f | namespaceKind(n.type)!.flag, 0);
+  // A new cgroup namespace is made only after the runtime has placed the
+  // process in its cgroup, so that cgroup becomes the namespace's root.
+  const newCgroupNs = newNs.some((n) => n.type === 'cgroup');
+  const nsFlags = newNs.reduce((f, n) => f | namespaceKind(n.type)!.flag, 0) & ~CLONE_NEWCGROUP;
   const twoStage = joined.length > 0;
 
   if (twoStage) {
@@ -84,6 +87,9 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'a foreground container must not outlive the runtime that waits for it', { n: [opts.parentDeathSignal] }));
   }
   steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime writes uid/gid maps and cgroup placement before the container runs any of its own setup'));
+  if (newCgroupNs) {
+    steps.push(step(Op.UNSHARE, 'unshare(CLONE_NEWCGROUP)', 'a new cgroup namespace, made now that the process is in its cgroup: that cgroup becomes the root it sees (cgroup_namespaces(7))', { n: [CLONE_NEWCGROUP] }));
+  }
 
   if (newUser && mapsRoot(linux.uidMappings) && mapsRoot(linux.gidMappings)) {
     // Until now the child runs as the host's root, which the new namespace does not map:
