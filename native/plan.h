@@ -45,6 +45,7 @@ enum Op : int32_t {
   OP_PROPAGATION = 32,   // s0 path, n0 flags (MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE [|MS_REC])
   OP_REMOUNT_RO = 33,    // s0 path: make an existing mount read-only, keeping its other flags
   OP_SET_ROOT = 34,      // s0 path: the directory that in-root paths resolve against
+  OP_OPEN_FD = 35,       // s0 path, n0 target fd, n1 open flags: e.g. /dev/null as stdin
 };
 
 enum Msg : int32_t {

@@ -529,6 +529,17 @@ int run_step(int i) {
       root_fd_ = fd;
       return 0;
     }
+    case OP_OPEN_FD: {
+      int fd = open(st.s[0], static_cast<int>(st.n[1]) | O_CLOEXEC);
+      if (fd < 0) return -1;
+      int target = static_cast<int>(st.n[0]);
+      if (fd == target) return fcntl(fd, F_SETFD, 0);
+      int r = dup2(fd, target);
+      int e = errno;
+      close(fd);
+      errno = e;
+      return r < 0 ? -1 : 0;
+    }
     default:
       errno = EINVAL;
       return -1;

@@ -4,6 +4,7 @@ import { TsrunError, EXIT_RUNTIME } from '../errors';
 
 export interface GlobalOptions {
   root?: string;
+  storage?: string;
   trace?: boolean;
 }
 

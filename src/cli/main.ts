@@ -4,6 +4,9 @@ import { EXIT_RUNTIME } from '../errors';
 import { reportError } from './common';
 import * as create from './create';
 import * as del from './delete';
+import * as images from './images';
+import * as importVerb from './import';
+import * as rm from './rm';
 import * as kill from './kill';
 import * as list from './list';
 import * as run from './run';
@@ -16,10 +19,12 @@ export function buildProgram(): Command {
     .description('a Linux container runtime: OCI bundles, namespaces and cgroups, without a daemon')
     .version(require('../../package.json').version)
     .option('--root <dir>', 'state directory for containers', process.env.TSRUN_ROOT ?? '/run/tsrun')
+    .option('--storage <dir>', 'image store', process.env.TSRUN_STORAGE ?? '/var/lib/tsrun')
     .option('--trace', 'print each setup step, with what it does and why, as it runs')
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [spec, create, start, state, kill, del, list, run]) verb.register(program);
+  for (const verb of [run, images, importVerb, rm, spec, create, start, state, kill, del, list]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

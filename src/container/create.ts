@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { cgroupPathFor, killCgroups, placeInCgroups, removeCgroups } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
-import { compilePlan, type HostFacts } from '../plan/compile';
+import { compilePlan, type HostFacts, type OverlayMount } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
 import { launch, type LaunchedProcess } from '../plan/launch';
 import { native } from '../native';
@@ -31,6 +31,10 @@ export interface CreateOptions {
   /** Use this config instead of reading bundle/config.json. */
   spec?: Spec;
   host?: HostFacts;
+  /** An overlay of image layers to mount on the rootfs, inside the container's mount namespace. */
+  overlay?: OverlayMount;
+  /** Give the container /dev/null as stdin. */
+  stdinNull?: boolean;
 }
 
 export interface Created {
@@ -102,6 +106,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       execFifoFd: fifoFd >= 0 ? fifoFd : undefined,
       parentDeathSignal: opts.foreground ? 9 : undefined,
       trace: !!opts.trace,
+      overlay: opts.overlay,
+      stdinNull: opts.stdinNull,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     launched = await launch(plan, {

@@ -39,6 +39,19 @@ export interface CompileOptions {
   /** Signal the container gets if the runtime dies (foreground runs). */
   parentDeathSignal?: number;
   trace?: boolean;
+  /** Mount an overlay of image layers on the rootfs directory first. */
+  overlay?: OverlayMount;
+  /** Give the container /dev/null as stdin instead of the runtime's (Docker without -i). */
+  stdinNull?: boolean;
+}
+
+export interface OverlayMount {
+  /** Layer directories, top first. Relative ones are resolved against cwd. */
+  lowerdirs: string[];
+  upperdir: string;
+  workdir: string;
+  /** Entered before the mount so that short relative lowerdirs fit in a page of options. */
+  cwd?: string;
 }
 
 export interface Plan {
@@ -96,6 +109,9 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     // files it creates (mount points, device nodes) would fail with EOVERFLOW.
     steps.push(step(Op.SETRESGID, 'setresgid(0) in the user namespace', 'become the namespace\'s root group, so setup creates files as a mapped id', { n: [0] }));
     steps.push(step(Op.SETRESUID, 'setresuid(0) in the user namespace', 'become the namespace\'s root user, so setup creates files as a mapped id (user_namespaces(7))', { n: [0] }));
+  }
+  if (opts.stdinNull) {
+    steps.push(step(Op.OPEN_FD, 'open /dev/null as stdin', 'without -i the container reads nothing from the terminal or pipe tsrun was given', { s: ['/dev/null', null], n: [0, 0] }));
   }
   if (proc.oomScoreAdj !== undefined) {
     steps.push(step(Op.WRITE_FILE, `write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, 'how readily the OOM killer picks this container (proc(5))', { s: ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)] }));
@@ -156,6 +172,17 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   const linux = spec.linux ?? {};
   const rootfs = opts.rootfs;
   steps.push(step(Op.PROPAGATION, 'mount --make-rslave /', 'mounts made in the new mount namespace must not propagate back to the host (mount_namespaces(7))', { s: ['/'], n: [MS.SLAVE | MS.REC] }));
+  if (opts.overlay) {
+    const o = opts.overlay;
+    if (o.cwd) steps.push(step(Op.CHDIR, `chdir ${o.cwd}`, 'the layer paths below are relative to here, short enough for one page of mount options', { s: [o.cwd] }));
+    const data = `lowerdir=${o.lowerdirs.join(':')},upperdir=${o.upperdir},workdir=${o.workdir}`;
+    steps.push(
+      step(Op.MOUNT, `mount overlay on ${rootfs} (${o.lowerdirs.length} layer${o.lowerdirs.length === 1 ? '' : 's'})`, 'the image layers, read-only and shared, under a writable upper directory of this container alone: creating a container copies nothing (overlayfs(5))', {
+        s: ['overlay', rootfs, 'overlay', data],
+        n: [0, 0, 0, 0, 0],
+      }),
+    );
+  }
   steps.push(step(Op.MOUNT, `bind ${rootfs} onto itself`, 'pivot_root(2) needs the new root to be a mount point', { s: [rootfs, rootfs, null, null], n: [MS.BIND | MS.REC, 0, 0, 0, 0] }));
   steps.push(step(Op.SET_ROOT, `resolve paths inside ${rootfs}`, 'mount targets are opened with openat2(RESOLVE_IN_ROOT), so symlinks in the image cannot lead outside it', { s: [rootfs] }));
 

@@ -34,6 +34,7 @@ export const Op = {
   PROPAGATION: 32,
   REMOUNT_RO: 33,
   SET_ROOT: 34,
+  OPEN_FD: 35,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];

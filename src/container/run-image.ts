@@ -1,0 +1,171 @@
+// run IMAGE [CMD...]: the image's layers (unpacked once, shared) under an
+// overlay, a config.json made from the image and Docker's flags, then the
+// same create/start/wait/delete path as any OCI bundle.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { TsrunError } from '../errors';
+import { progress } from '../image/progress';
+import { parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';
+import { ImageStore, type LayerInfo } from '../image/store';
+import type { Image } from '../image/store';
+import { readMergedFile, resolveUser } from '../image/user';
+import type { OverlayMount } from '../plan/compile';
+import { checkId } from './store';
+import { runContainer } from './run';
+
+export interface ImageRunOptions {
+  image: string;
+  args?: string[];
+  entrypoint?: string;
+  env?: string[];
+  envFiles?: string[];
+  workdir?: string;
+  user?: string;
+  hostname?: string;
+  name?: string;
+  rm?: boolean;
+  readOnly?: boolean;
+  volumes?: string[];
+  tmpfs?: string[];
+  interactive?: boolean;
+  network?: string;
+  /** Image store (default /var/lib/tsrun or TSRUN_STORAGE). */
+  storage?: string;
+  /** Runtime state root (default /run/tsrun). */
+  root?: string;
+  trace?: (line: string) => void;
+  forwardSignals?: boolean;
+}
+
+/** Reads a Docker --env-file: NAME=value lines, NAME alone, # comments. */
+export function readEnvFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TsrunError(`read --env-file ${file}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  return text
+    .split('\n')
+    .map((l) => l.replace(/^\s+/, '').replace(/\r$/, ''))
+    .filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/** All layers of an image unpacked (once, whoever asks first), top first. */
+export async function imageLayers(store: ImageStore, img: Image): Promise<LayerInfo[]> {
+  const diffIDs = img.config.rootfs?.diff_ids ?? [];
+  if (diffIDs.length !== img.manifest.layers.length) throw new TsrunError(`image ${img.record.id}: ${img.manifest.layers.length} layers in the manifest but ${diffIDs.length} diff_ids in the config`);
+  if (!diffIDs.length) throw new TsrunError(`image ${img.record.id} has no layers`);
+  const bar = progress();
+  const layers: LayerInfo[] = [];
+  try {
+    for (let i = 0; i < diffIDs.length; i++) {
+      const desc = img.manifest.layers[i];
+      layers.push(await store.layer(desc, diffIDs[i], (bytes) => bar.update(`unpacking layer ${i + 1}/${diffIDs.length} ${desc.digest.slice(7, 19)}`, bytes, desc.size)));
+    }
+  } finally {
+    bar.done();
+  }
+  return layers.reverse();
+}
+
+/** Mount data of at most a page: past that, short names relative to the store. */
+export function overlayFor(store: ImageStore, layers: LayerInfo[], dir: string): OverlayMount {
+  const upperdir = path.join(dir, 'upper');
+  const workdir = path.join(dir, 'work');
+  const full = layers.map((l) => l.dir);
+  if (full.join(':').length + upperdir.length + workdir.length + 40 < 4000) return { lowerdirs: full, upperdir, workdir };
+  return { lowerdirs: layers.map((l) => `l/${l.link}`), upperdir, workdir, cwd: store.root };
+}
+
+function hostsFile(network: string): string {
+  if (network === 'host') return fs.readFileSync('/etc/hosts', 'utf8');
+  return '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
+}
+
+function resolvConf(network: string): string {
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    return '';
+  }
+  // Loopback resolvers of the host are unreachable from another network namespace.
+  if (network !== 'host') text = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
+  return text;
+}
+
+export async function runImage(opts: ImageRunOptions): Promise<number> {
+  const store = new ImageStore(opts.storage);
+  const network = opts.network ?? 'none';
+  if (network !== 'none' && network !== 'host') throw new TsrunError(`--network ${network}: only "none" and "host" are supported`);
+  const img = store.get(opts.image);
+  const id = opts.name ?? crypto.randomBytes(32).toString('hex');
+  checkId(id);
+  const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
+  for (const v of opts.volumes ?? []) {
+    // Docker creates a missing host path as a directory.
+    fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
+  }
+  const layers = await imageLayers(store, img);
+  const lowerTopFirst = layers.map((l) => l.dir);
+  const user = resolveUser(opts.user ?? img.config.config?.User ?? '', readMergedFile(lowerTopFirst, '/etc/passwd'), readMergedFile(lowerTopFirst, '/etc/group'));
+
+  const dir = path.join(store.containersDir(), id);
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container name "${id}" is already in use (${dir} exists): remove it with \`tsrun rm ${id}\``);
+    throw e;
+  }
+  let keep = !opts.rm;
+  try {
+    for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
+    const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
+    const etcFiles = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
+    fs.writeFileSync(etcFiles.hosts, hostsFile(network));
+    fs.writeFileSync(etcFiles.hostname, hostname + '\n');
+    fs.writeFileSync(etcFiles.resolvConf, resolvConf(network));
+    const settings: ImageRunSettings = {
+      args: opts.args ?? [],
+      entrypoint: opts.entrypoint,
+      env,
+      workdir: opts.workdir,
+      hostname,
+      readOnly: !!opts.readOnly,
+      volumes: opts.volumes ?? [],
+      tmpfs: opts.tmpfs ?? [],
+      network,
+      etcFiles,
+    };
+    const spec = specFromImage(img.config, user, settings);
+    spec.annotations = { 'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id, 'tsrun.image.id': img.record.id };
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
+    return await runContainer({
+      id,
+      bundle: dir,
+      spec,
+      root: opts.root,
+      trace: opts.trace,
+      forwardSignals: opts.forwardSignals,
+      overlay: overlayFor(store, layers, dir),
+      stdinNull: !opts.interactive,
+    });
+  } catch (e) {
+    // A container that never ran is not kept.
+    keep = false;
+    throw e;
+  } finally {
+    if (!keep) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Removes a container's data kept by a run without --rm. */
+export function removeImageContainer(id: string, storage?: string) {
+  checkId(id);
+  const dir = path.join(new ImageStore(storage).containersDir(), id);
+  if (!fs.existsSync(dir)) throw new TsrunError(`no such container: ${id}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,166 @@
+// An image's config and Docker-style run options into a runtime-spec
+// config.json, with Docker's default security (its 14 capabilities, its
+// masked and read-only paths, only the default devices).
+import path from 'node:path';
+import { TsrunError } from '../errors';
+import type { Mount, Spec } from '../spec/types';
+import type { ImageConfig } from './types';
+import type { ResolvedUser } from './user';
+
+export const DOCKER_CAPABILITIES = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+];
+
+export const DOCKER_MASKED_PATHS = [
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/interrupts',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/devices/virtual/powercap',
+];
+
+export const DOCKER_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export interface ImageRunSettings {
+  /** The command after the image name; replaces Cmd. */
+  args: string[];
+  /** --entrypoint: replaces Entrypoint ("" clears it, and Cmd with it). */
+  entrypoint?: string;
+  /** -e and --env-file, in order: NAME=value, or NAME alone to take the host's value. */
+  env: string[];
+  workdir?: string;
+  hostname: string;
+  readOnly: boolean;
+  /** -v HOST:CTR[:ro] */
+  volumes: string[];
+  /** --tmpfs PATH[:opts] */
+  tmpfs: string[];
+  network: 'none' | 'host';
+  /** Host files bound over /etc/hosts, /etc/hostname, /etc/resolv.conf. */
+  etcFiles: { hosts: string; hostname: string; resolvConf: string };
+}
+
+/** The command Docker would run: Entrypoint + Cmd, with the override rules. */
+export function commandLine(config: ImageConfig['config'], args: string[], entrypoint: string | undefined): string[] {
+  let ep = config?.Entrypoint ?? [];
+  let cmd = config?.Cmd ?? [];
+  if (entrypoint !== undefined) {
+    ep = entrypoint === '' ? [] : [entrypoint];
+    // A new entrypoint drops the image's Cmd, as Docker does.
+    cmd = [];
+  }
+  if (args.length) cmd = args;
+  const line = [...ep, ...cmd];
+  if (!line.length) throw new TsrunError('no command: the image has no Entrypoint or Cmd, and none was given after the image name');
+  return line;
+}
+
+/** Docker's -e: NAME=value sets, NAME alone copies the host's value (or nothing). */
+export function mergeEnv(base: string[], overrides: string[]): string[] {
+  const env = new Map(base.map((e) => [e.slice(0, e.indexOf('=')), e]));
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq === 0) throw new TsrunError(`invalid environment variable "${o}": the name is empty`);
+    if (eq < 0) {
+      const v = process.env[o];
+      if (v !== undefined) env.set(o, `${o}=${v}`);
+      continue;
+    }
+    env.set(o.slice(0, eq), o);
+  }
+  return [...env.values()];
+}
+
+export function parseVolume(v: string): Mount & { hostPath: string } {
+  const parts = v.split(':');
+  if (parts.length < 2 || parts.length > 3) throw new TsrunError(`invalid volume "${v}": expected HOST:CONTAINER[:ro|rw]`);
+  const [host, ctr, mode = 'rw'] = parts;
+  if (!host.startsWith('/')) throw new TsrunError(`invalid volume "${v}": the host path must be absolute (named volumes are not supported)`);
+  if (!ctr.startsWith('/')) throw new TsrunError(`invalid volume "${v}": the container path must be absolute`);
+  const opts = mode.split(',');
+  for (const o of opts) if (!['ro', 'rw', 'z', 'Z', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) throw new TsrunError(`invalid volume "${v}": unknown option "${o}"`);
+  return { destination: path.posix.normalize(ctr), type: 'bind', source: path.resolve(host), hostPath: path.resolve(host), options: ['rbind', ...opts.filter((o) => o !== 'z' && o !== 'Z')] };
+}
+
+export function parseTmpfs(t: string): Mount {
+  const colon = t.indexOf(':');
+  const dest = colon < 0 ? t : t.slice(0, colon);
+  const extra = colon < 0 ? [] : t.slice(colon + 1).split(',').filter(Boolean);
+  if (!dest.startsWith('/')) throw new TsrunError(`invalid --tmpfs "${t}": the path must be absolute`);
+  // Docker's defaults, which the given options override.
+  const defaults = ['noexec', 'nosuid', 'nodev'].filter((d) => !extra.includes(d.slice(2)) && !extra.includes(d));
+  return { destination: path.posix.normalize(dest), type: 'tmpfs', source: 'tmpfs', options: [...defaults, ...extra] };
+}
+
+export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRunSettings): Spec {
+  const cfg = image.config ?? {};
+  const args = commandLine(cfg, s.args, s.entrypoint);
+  let env = mergeEnv(cfg.Env ?? [], [`HOSTNAME=${s.hostname}`]);
+  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  env = mergeEnv(env, s.env);
+  if (!env.some((e) => e.startsWith('HOME='))) env.push(`HOME=${user.home || '/'}`);
+  const cwd = s.workdir ?? (cfg.WorkingDir || '/');
+  if (!cwd.startsWith('/')) throw new TsrunError(`invalid working directory "${cwd}": it must be absolute`);
+
+  const mounts: Mount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro', 'nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=67108864'] },
+    { destination: '/etc/resolv.conf', type: 'bind', source: s.etcFiles.resolvConf, options: ['rbind', 'rprivate'] },
+    { destination: '/etc/hostname', type: 'bind', source: s.etcFiles.hostname, options: ['rbind', 'rprivate'] },
+    { destination: '/etc/hosts', type: 'bind', source: s.etcFiles.hosts, options: ['rbind', 'rprivate'] },
+    ...s.volumes.map((v) => {
+      const { hostPath: _h, ...m } = parseVolume(v);
+      return m;
+    }),
+    ...s.tmpfs.map(parseTmpfs),
+  ];
+  const namespaces: Spec['linux'] = {
+    namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }, ...(s.network === 'none' ? [{ type: 'network' as const }] : [])],
+  };
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids.length ? user.additionalGids : undefined },
+      args,
+      env,
+      cwd,
+      capabilities: { bounding: [...DOCKER_CAPABILITIES], effective: [...DOCKER_CAPABILITIES], permitted: [...DOCKER_CAPABILITIES] },
+      noNewPrivileges: false,
+    },
+    root: { path: 'rootfs', readonly: s.readOnly },
+    hostname: s.hostname,
+    mounts,
+    annotations: {},
+    linux: {
+      ...namespaces,
+      maskedPaths: [...DOCKER_MASKED_PATHS],
+      readonlyPaths: [...DOCKER_READONLY_PATHS],
+    },
+  };
+}

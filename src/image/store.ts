@@ -1,0 +1,265 @@
+// The image store (default /var/lib/tsrun): blobs by digest, each layer
+// unpacked once into a directory keyed by its diffID, image records by name.
+//
+//   blobs/sha256/<hex>          manifests, configs, layer blobs as received
+//   layers/<hex>/diff           an unpacked layer (hex of its diffID)
+//   layers/<hex>/link           its short name; l/<short> -> ../layers/<hex>/diff
+//   images.json                 image records, changed only under the lock
+//   tmp/                        half-done work, renamed into place when complete
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TsrunError } from '../errors';
+import { LOCK_EX, LOCK_UN, native } from '../native';
+import { digestHex, sha256, type Digest } from './digest';
+import { formatReference, parseReference } from './reference';
+import type { Descriptor, ImageConfig, Manifest } from './types';
+import { unpackLayer, type UnpackResult } from './unpack';
+
+export const DEFAULT_STORAGE = '/var/lib/tsrun';
+
+export interface ImageRecord {
+  /** The config digest: the image id, as Docker has it. */
+  id: Digest;
+  names: string[];
+  manifestDigest: Digest;
+  created: string;
+  /** When the record was made here. */
+  loaded: string;
+}
+
+export interface Image {
+  record: ImageRecord;
+  manifest: Manifest;
+  config: ImageConfig;
+}
+
+export interface LayerInfo {
+  diffID: Digest;
+  dir: string;
+  /** Short name under l/, for mount options that would be too long with full paths. */
+  link: string;
+}
+
+export class ImageStore {
+  readonly root: string;
+
+  constructor(root: string = process.env.TSRUN_STORAGE ?? DEFAULT_STORAGE) {
+    this.root = path.resolve(root);
+  }
+
+  private ensure() {
+    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers']) fs.mkdirSync(path.join(this.root, d), { recursive: true, mode: 0o700 });
+  }
+
+  blobPath(digest: string) {
+    return path.join(this.root, 'blobs', 'sha256', digestHex(digest));
+  }
+
+  hasBlob(digest: string) {
+    return fs.existsSync(this.blobPath(digest));
+  }
+
+  tmpPath(prefix: string) {
+    this.ensure();
+    return path.join(this.root, 'tmp', `${prefix}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  }
+
+  /** Stores bytes as a blob; returns its digest. */
+  writeBlob(data: Buffer | string): Digest {
+    const digest = sha256(data);
+    if (!this.hasBlob(digest)) {
+      const tmp = this.tmpPath('blob');
+      fs.writeFileSync(tmp, data, { mode: 0o600 });
+      fs.renameSync(tmp, this.blobPath(digest));
+    }
+    return digest;
+  }
+
+  /** Moves a file already verified to have this digest into the store. */
+  adoptBlob(file: string, digest: string) {
+    this.ensure();
+    if (this.hasBlob(digest)) {
+      fs.rmSync(file, { force: true });
+      return;
+    }
+    fs.renameSync(file, this.blobPath(digest));
+  }
+
+  readBlob(digest: string): Buffer {
+    try {
+      return fs.readFileSync(this.blobPath(digest));
+    } catch (e) {
+      throw new TsrunError(`read blob ${digest} from ${this.root}: ${(e as NodeJS.ErrnoException).code}`);
+    }
+  }
+
+  readJson<T>(digest: string): T {
+    const data = this.readBlob(digest);
+    if (sha256(data) !== digest) throw new TsrunError(`blob ${digest} in ${this.root} is corrupt: its content has digest ${sha256(data)}`);
+    try {
+      return JSON.parse(data.toString('utf8')) as T;
+    } catch (e) {
+      throw new TsrunError(`blob ${digest}: not valid JSON (${(e as Error).message})`);
+    }
+  }
+
+  /** Runs fn holding the store's lock (an flock on a file), across processes. */
+  locked<T>(fn: () => T, name = 'lock'): T {
+    this.ensure();
+    const fd = fs.openSync(path.join(this.root, name), 'a');
+    native().flock(fd, LOCK_EX);
+    try {
+      return fn();
+    } finally {
+      native().flock(fd, LOCK_UN);
+      fs.closeSync(fd);
+    }
+  }
+
+  async lockedAsync<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    this.ensure();
+    const fd = fs.openSync(path.join(this.root, name), 'a');
+    // A blocking flock would stall Node's loop; poll for it instead.
+    while (!native().flock(fd, LOCK_EX | 4)) await new Promise((r) => setTimeout(r, 20));
+    try {
+      return await fn();
+    } finally {
+      native().flock(fd, LOCK_UN);
+      fs.closeSync(fd);
+    }
+  }
+
+  records(): ImageRecord[] {
+    try {
+      return (JSON.parse(fs.readFileSync(path.join(this.root, 'images.json'), 'utf8')) as { images: ImageRecord[] }).images;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new TsrunError(`read ${path.join(this.root, 'images.json')}: ${(e as Error).message}`);
+    }
+  }
+
+  private writeRecords(images: ImageRecord[]) {
+    const file = path.join(this.root, 'images.json');
+    const tmp = this.tmpPath('images');
+    fs.writeFileSync(tmp, JSON.stringify({ images }, null, 2) + '\n');
+    fs.renameSync(tmp, file);
+  }
+
+  /** Records an image (blobs already stored) under names, taking the names from any other image. */
+  addImage(manifestDigest: Digest, names: string[]): ImageRecord {
+    const manifest = this.readJson<Manifest>(manifestDigest);
+    const config = this.readJson<ImageConfig>(manifest.config.digest);
+    for (const l of manifest.layers) if (!this.hasBlob(l.digest)) throw new TsrunError(`image ${manifestDigest}: layer blob ${l.digest} is missing`);
+    const full = names.map((n) => formatReference(parseReference(n)));
+    return this.locked(() => {
+      const images = this.records();
+      for (const other of images) other.names = other.names.filter((n) => !full.includes(n));
+      let rec = images.find((r) => r.manifestDigest === manifestDigest);
+      if (!rec) {
+        rec = { id: manifest.config.digest as Digest, names: [], manifestDigest, created: config.created ?? '', loaded: new Date().toISOString() };
+        images.push(rec);
+      }
+      rec.names = [...new Set([...rec.names, ...full])];
+      this.writeRecords(images.filter((r) => r.names.length > 0 || r === rec));
+      return rec;
+    });
+  }
+
+  /** Finds an image by name, full or short id, or digest. */
+  find(text: string): ImageRecord | undefined {
+    const images = this.records();
+    const id = text.startsWith('sha256:') ? text : `sha256:${text}`;
+    if (/^sha256:[a-f0-9]{4,64}$/.test(id)) {
+      const byId = images.filter((r) => r.id.startsWith(id) || r.manifestDigest.startsWith(id));
+      if (byId.length === 1) return byId[0];
+      if (byId.length > 1) throw new TsrunError(`image id prefix "${text}" is ambiguous`);
+    }
+    let full: string;
+    try {
+      full = formatReference(parseReference(text));
+    } catch {
+      return undefined;
+    }
+    return images.find((r) => r.names.includes(full));
+  }
+
+  get(text: string): Image {
+    const record = this.find(text);
+    if (!record) throw new TsrunError(`image "${text}" not found in ${this.root}: load it with \`tsrun load -i FILE\` or \`tsrun import\``);
+    const manifest = this.readJson<Manifest>(record.manifestDigest);
+    const config = this.readJson<ImageConfig>(manifest.config.digest);
+    return { record, manifest, config };
+  }
+
+  removeImage(id: Digest) {
+    this.locked(() => this.writeRecords(this.records().filter((r) => r.id !== id)));
+  }
+
+  untag(name: string) {
+    const full = formatReference(parseReference(name));
+    this.locked(() => {
+      const images = this.records();
+      for (const r of images) r.names = r.names.filter((n) => n !== full);
+      this.writeRecords(images);
+    });
+  }
+
+  layerDir(diffID: string) {
+    return path.join(this.root, 'layers', digestHex(diffID));
+  }
+
+  /**
+   * The layer directory for one of an image's layers, unpacking the blob if
+   * no process has yet. A per-layer lock makes concurrent callers wait for
+   * one unpack; the unpack goes to tmp/ and is renamed into place whole.
+   */
+  async layer(desc: Descriptor, diffID: string, onProgress?: (bytes: number) => void): Promise<LayerInfo> {
+    const dir = this.layerDir(diffID);
+    const info = (): LayerInfo => ({ diffID: diffID as Digest, dir: path.join(dir, 'diff'), link: fs.readFileSync(path.join(dir, 'link'), 'utf8').trim() });
+    if (fs.existsSync(path.join(dir, 'link'))) return info();
+    return this.lockedAsync(`layers/${digestHex(diffID)}.lock`, async () => {
+      if (fs.existsSync(path.join(dir, 'link'))) return info();
+      const tmp = this.tmpPath('layer');
+      fs.mkdirSync(tmp, { mode: 0o700 });
+      try {
+        const result: UnpackResult = await unpackLayer(this.blobPath(desc.digest), path.join(tmp, 'diff'), { expectDigest: desc.digest, expectDiffID: diffID, onProgress });
+        const link = crypto.createHash('sha256').update(diffID).digest('base64url').slice(0, 12);
+        fs.writeFileSync(path.join(tmp, 'link'), link + '\n');
+        fs.writeFileSync(path.join(tmp, 'size'), String(result.size));
+        fs.rmSync(path.join(this.root, 'l', link), { force: true });
+        fs.symlinkSync(path.join('..', 'layers', digestHex(diffID), 'diff'), path.join(this.root, 'l', link));
+        fs.renameSync(tmp, dir);
+      } catch (e) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+      return info();
+    });
+  }
+
+  unpackedLayers(): string[] {
+    try {
+      return fs.readdirSync(path.join(this.root, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d));
+    } catch {
+      return [];
+    }
+  }
+
+  removeLayer(hex: string) {
+    const dir = path.join(this.root, 'layers', hex);
+    try {
+      const link = fs.readFileSync(path.join(dir, 'link'), 'utf8').trim();
+      fs.rmSync(path.join(this.root, 'l', link), { force: true });
+    } catch {
+      /* never finished */
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.rmSync(`${dir}.lock`, { force: true });
+  }
+
+  containersDir() {
+    this.ensure();
+    return path.join(this.root, 'containers');
+  }
+}
