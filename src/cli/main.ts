@@ -4,7 +4,10 @@ import { EXIT_RUNTIME } from '../errors';
 import { reportError } from './common';
 import * as create from './create';
 import * as del from './delete';
+import * as image from './image';
 import * as images from './images';
+import * as load from './load';
+import * as save from './save';
 import * as importVerb from './import';
 import * as rm from './rm';
 import * as kill from './kill';
@@ -24,7 +27,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, images, importVerb, rm, spec, create, start, state, kill, del, list]) verb.register(program);
+  for (const verb of [run, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

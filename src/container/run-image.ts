@@ -8,6 +8,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors';
 import { progress } from '../image/progress';
 import { parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';
+import { resolveOciReference } from '../image/load';
 import { ImageStore, type LayerInfo } from '../image/store';
 import type { Image } from '../image/store';
 import { readMergedFile, resolveUser } from '../image/user';
@@ -54,7 +55,7 @@ export function readEnvFile(file: string): string[] {
 }
 
 /** All layers of an image unpacked (once, whoever asks first), top first. */
-export async function imageLayers(store: ImageStore, img: Image): Promise<LayerInfo[]> {
+export async function imageLayers(store: ImageStore, img: Image, trace?: (line: string) => void): Promise<LayerInfo[]> {
   const diffIDs = img.config.rootfs?.diff_ids ?? [];
   if (diffIDs.length !== img.manifest.layers.length) throw new TsrunError(`image ${img.record.id}: ${img.manifest.layers.length} layers in the manifest but ${diffIDs.length} diff_ids in the config`);
   if (!diffIDs.length) throw new TsrunError(`image ${img.record.id} has no layers`);
@@ -63,7 +64,14 @@ export async function imageLayers(store: ImageStore, img: Image): Promise<LayerI
   try {
     for (let i = 0; i < diffIDs.length; i++) {
       const desc = img.manifest.layers[i];
-      layers.push(await store.layer(desc, diffIDs[i], (bytes) => bar.update(`unpacking layer ${i + 1}/${diffIDs.length} ${desc.digest.slice(7, 19)}`, bytes, desc.size)));
+      layers.push(
+        await store.layer(
+          desc,
+          diffIDs[i],
+          (bytes) => bar.update(`unpacking layer ${i + 1}/${diffIDs.length} ${desc.digest.slice(7, 19)}`, bytes, desc.size),
+          (r) => trace?.(`unpacked layer ${diffIDs[i]}: ${r.entries} entries, ${r.size} bytes`),
+        ),
+      );
     }
   } finally {
     bar.done();
@@ -101,7 +109,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
   const store = new ImageStore(opts.storage);
   const network = opts.network ?? 'none';
   if (network !== 'none' && network !== 'host') throw new TsrunError(`--network ${network}: only "none" and "host" are supported`);
-  const img = store.get(opts.image);
+  const img = store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : opts.image);
   const id = opts.name ?? crypto.randomBytes(32).toString('hex');
   checkId(id);
   const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
@@ -109,7 +117,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     // Docker creates a missing host path as a directory.
     fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
   }
-  const layers = await imageLayers(store, img);
+  const layers = await imageLayers(store, img, opts.trace);
   const lowerTopFirst = layers.map((l) => l.dir);
   const user = resolveUser(opts.user ?? img.config.config?.User ?? '', readMergedFile(lowerTopFirst, '/etc/passwd'), readMergedFile(lowerTopFirst, '/etc/group'));
 

@@ -214,7 +214,7 @@ export class ImageStore {
    * no process has yet. A per-layer lock makes concurrent callers wait for
    * one unpack; the unpack goes to tmp/ and is renamed into place whole.
    */
-  async layer(desc: Descriptor, diffID: string, onProgress?: (bytes: number) => void): Promise<LayerInfo> {
+  async layer(desc: Descriptor, diffID: string, onProgress?: (bytes: number) => void, onUnpacked?: (r: UnpackResult) => void): Promise<LayerInfo> {
     const dir = this.layerDir(diffID);
     const info = (): LayerInfo => ({ diffID: diffID as Digest, dir: path.join(dir, 'diff'), link: fs.readFileSync(path.join(dir, 'link'), 'utf8').trim() });
     if (fs.existsSync(path.join(dir, 'link'))) return info();
@@ -230,6 +230,7 @@ export class ImageStore {
         fs.rmSync(path.join(this.root, 'l', link), { force: true });
         fs.symlinkSync(path.join('..', 'layers', digestHex(diffID), 'diff'), path.join(this.root, 'l', link));
         fs.renameSync(tmp, dir);
+        onUnpacked?.(result);
       } catch (e) {
         fs.rmSync(tmp, { recursive: true, force: true });
         throw e;

@@ -1,0 +1,235 @@
+// load: images from an oci-archive, a docker-archive (`docker save`,
+// `podman save`), or an OCI image layout directory, into the store. Every
+// blob is checked against its digest before it is kept.
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar-stream';
+import { TsrunError } from '../errors';
+import { digestFile, sha256, type Digest } from './digest';
+import { parseReference, formatReference } from './reference';
+import type { ImageRecord, ImageStore } from './store';
+import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
+import { cleanEntryName, decompressor, detectCompression, readHead } from './unpack';
+
+/** A directory of an archive's files, by their names in the archive. */
+interface ArchiveFiles {
+  dir: string;
+  /** Archive name -> file on disk (symlinks in the archive already followed). */
+  files: Map<string, string>;
+}
+
+async function extractArchive(store: ImageStore, file: string): Promise<ArchiveFiles> {
+  const dir = store.tmpPath('load');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const files = new Map<string, string>();
+  const links = new Map<string, string>();
+  const extract = tar.extract();
+  let n = 0;
+  try {
+    const flow = pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), decompressor(detectCompression(readHead(file))), extract);
+    const consume = (async () => {
+      for await (const entry of extract) {
+        const h = entry.header;
+        const name = cleanEntryName(h.name);
+        if (name !== null && (h.type === 'file' || h.type === 'contiguous-file')) {
+          const out = path.join(dir, String(n++));
+          await pipeline(entry, fs.createWriteStream(out));
+          files.set(name, out);
+          continue;
+        }
+        if (name !== null && (h.type === 'symlink' || h.type === 'link')) {
+          // docker save links repeated layers to one copy; resolve inside the archive only.
+          const target = h.type === 'link' ? h.linkname ?? '' : path.posix.join(path.posix.dirname(name), h.linkname ?? '');
+          const clean = cleanEntryName(target.startsWith('/') ? '..' : target);
+          if (clean) links.set(name, clean);
+        }
+        for await (const _ of entry) void _;
+      }
+    })();
+    consume.catch((e) => extract.destroy(e));
+    await Promise.all([flow, consume]);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new TsrunError(`load ${file}: not a readable image archive: ${(e as Error).message}`);
+  }
+  for (const [name, target] of links) {
+    const f = files.get(target);
+    if (f) files.set(name, f);
+  }
+  return { dir, files };
+}
+
+function parseJson<T>(data: Buffer | string, what: string): T {
+  try {
+    return JSON.parse(data.toString()) as T;
+  } catch (e) {
+    throw new TsrunError(`${what}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Reads, verifies and stores one blob of an archive or layout. */
+async function adopt(store: ImageStore, source: (name: string) => string | undefined, desc: { digest: string; size?: number }, what: string, copy: boolean): Promise<void> {
+  const hex = desc.digest.replace(/^sha256:/, '');
+  if (!/^sha256:[a-f0-9]{64}$/.test(desc.digest)) throw new TsrunError(`${what}: unsupported digest "${desc.digest}"`);
+  const file = source(`blobs/sha256/${hex}`);
+  if (!file) throw new TsrunError(`${what}: blob ${desc.digest} is missing`);
+  const got = await digestFile(file);
+  if (got.digest !== desc.digest) throw new TsrunError(`${what}: blob ${desc.digest} does not match its content (sha256 is ${got.digest})`);
+  if (desc.size !== undefined && got.size !== desc.size) throw new TsrunError(`${what}: blob ${desc.digest} is ${got.size} bytes, the descriptor says ${desc.size}`);
+  if (store.hasBlob(desc.digest)) return;
+  const tmp = store.tmpPath('blob');
+  if (copy) fs.copyFileSync(file, tmp);
+  else fs.renameSync(file, tmp);
+  store.adoptBlob(tmp, desc.digest);
+}
+
+function isManifest(m: string | undefined) {
+  return m === undefined || m === MEDIA.ociManifest || m === MEDIA.dockerManifest;
+}
+function isIndex(m: string | undefined) {
+  return m === MEDIA.ociIndex || m === MEDIA.dockerManifestList;
+}
+
+const hostArch = process.arch === 'x64' ? 'amd64' : process.arch;
+
+/** A name from an index annotation, if it is a full reference. */
+function nameFromAnnotations(desc: Descriptor, fallbackTag?: string): string | undefined {
+  const a = desc.annotations ?? {};
+  const candidates = [a['io.containerd.image.name'], a['org.opencontainers.image.ref.name']].filter(Boolean) as string[];
+  for (const c of candidates) {
+    if (!c.includes(':') && !c.includes('/') && !c.includes('@')) continue; // a bare tag names no repository
+    try {
+      return formatReference(parseReference(c));
+    } catch {
+      /* not a name */
+    }
+  }
+  void fallbackTag;
+  return undefined;
+}
+
+/** Imports an OCI layout (from a directory or an extracted archive). */
+async function loadLayout(store: ImageStore, source: (name: string) => string | undefined, what: string, copy: boolean, opts: { tag?: string; name?: string }): Promise<ImageRecord[]> {
+  const indexFile = source('index.json');
+  if (!indexFile) throw new TsrunError(`${what}: no index.json`);
+  const layoutFile = source('oci-layout');
+  if (layoutFile) {
+    const layout = parseJson<{ imageLayoutVersion?: string }>(fs.readFileSync(layoutFile), `${what}: oci-layout`);
+    if (!layout.imageLayoutVersion?.startsWith('1.')) throw new TsrunError(`${what}: unsupported imageLayoutVersion ${JSON.stringify(layout.imageLayoutVersion)}`);
+  }
+  const index = parseJson<Index>(fs.readFileSync(indexFile), `${what}: index.json`);
+  if (!Array.isArray(index.manifests)) throw new TsrunError(`${what}: index.json has no manifests`);
+  let entries = index.manifests;
+  if (opts.tag !== undefined) {
+    entries = entries.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === opts.tag);
+    if (!entries.length) throw new TsrunError(`${what}: no image tagged "${opts.tag}"`);
+  }
+  const out: ImageRecord[] = [];
+  for (const top of entries) {
+    let desc = top;
+    // An index (multi-platform) inside: take this host's platform.
+    for (let depth = 0; isIndex(desc.mediaType) && depth < 4; depth++) {
+      await adopt(store, source, desc, what, copy);
+      const inner = store.readJson<Index>(desc.digest);
+      const pick = inner.manifests.find((m) => m.platform?.os === 'linux' && m.platform.architecture === hostArch) ?? inner.manifests.find((m) => !m.platform);
+      if (!pick) throw new TsrunError(`${what}: no manifest for linux/${hostArch} in index ${desc.digest}`);
+      desc = { ...pick, annotations: { ...pick.annotations, ...top.annotations } };
+    }
+    if (!isManifest(desc.mediaType)) throw new TsrunError(`${what}: unsupported manifest media type ${desc.mediaType}`);
+    await adopt(store, source, desc, what, copy);
+    const manifest = store.readJson<Manifest>(desc.digest);
+    if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new TsrunError(`${what}: manifest ${desc.digest} lacks a config or layers`);
+    await adopt(store, source, manifest.config, `${what}: config`, copy);
+    const config = store.readJson<ImageConfig>(manifest.config.digest);
+    if (config.rootfs?.diff_ids?.length !== manifest.layers.length) throw new TsrunError(`${what}: manifest ${desc.digest} has ${manifest.layers.length} layers but its config lists ${config.rootfs?.diff_ids?.length ?? 0} diff_ids`);
+    for (const layer of manifest.layers) await adopt(store, source, layer, `${what}: layer`, copy);
+    const name = opts.name ?? nameFromAnnotations(desc);
+    out.push(store.addImage(desc.digest as Digest, name ? [name] : []));
+  }
+  return out;
+}
+
+interface DockerManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+/** Imports a docker-archive: manifest.json naming a config and layer tarballs. */
+async function loadDockerArchive(store: ImageStore, files: Map<string, string>, what: string): Promise<ImageRecord[]> {
+  const entries = parseJson<DockerManifestEntry[]>(fs.readFileSync(files.get('manifest.json')!), `${what}: manifest.json`);
+  if (!Array.isArray(entries) || !entries.length) throw new TsrunError(`${what}: manifest.json lists no images`);
+  const out: ImageRecord[] = [];
+  for (const e of entries) {
+    const configFile = files.get(cleanEntryName(e.Config) ?? '');
+    if (!configFile) throw new TsrunError(`${what}: config ${e.Config} is missing`);
+    const configBytes = fs.readFileSync(configFile);
+    const config = parseJson<ImageConfig>(configBytes, `${what}: ${e.Config}`);
+    if (config.rootfs?.diff_ids?.length !== e.Layers.length) throw new TsrunError(`${what}: ${e.Layers.length} layers but the config lists ${config.rootfs?.diff_ids?.length ?? 0} diff_ids`);
+    const configDigest = store.writeBlob(configBytes);
+    const layers: Descriptor[] = [];
+    for (const l of e.Layers) {
+      const file = files.get(cleanEntryName(l) ?? '');
+      if (!file) throw new TsrunError(`${what}: layer ${l} is missing`);
+      const { digest, size } = await digestFile(file);
+      const c = detectCompression(readHead(file));
+      layers.push({ mediaType: c === 'gzip' ? MEDIA.ociLayerGzip : c === 'zstd' ? MEDIA.ociLayerZstd : MEDIA.ociLayer, digest, size });
+      if (!store.hasBlob(digest)) {
+        const tmp = store.tmpPath('blob');
+        fs.copyFileSync(file, tmp);
+        store.adoptBlob(tmp, digest);
+      }
+    }
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      config: { mediaType: MEDIA.ociConfig, digest: configDigest, size: configBytes.length },
+      layers,
+    };
+    const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
+    out.push(store.addImage(store.writeBlob(JSON.stringify(manifest)), names));
+  }
+  return out;
+}
+
+/** `tsrun load -i FILE`: an archive file, or an OCI layout directory. */
+export async function loadImages(store: ImageStore, input: string, opts: { name?: string } = {}): Promise<ImageRecord[]> {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(input);
+  } catch (e) {
+    throw new TsrunError(`load ${input}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  if (st.isDirectory()) return loadLayoutDir(store, input, opts);
+  const archive = await extractArchive(store, input);
+  try {
+    if (archive.files.has('index.json')) return await loadLayout(store, (n) => archive.files.get(n), `load ${input}`, false, opts);
+    if (archive.files.has('manifest.json')) return await loadDockerArchive(store, archive.files, `load ${input}`);
+    throw new TsrunError(`load ${input}: neither an OCI archive (index.json) nor a docker archive (manifest.json)`);
+  } finally {
+    fs.rmSync(archive.dir, { recursive: true, force: true });
+  }
+}
+
+/** An OCI image layout directory, read in place (its blobs are copied). */
+export async function loadLayoutDir(store: ImageStore, dir: string, opts: { tag?: string; name?: string } = {}): Promise<ImageRecord[]> {
+  const source = (name: string) => {
+    const f = path.join(dir, ...name.split('/'));
+    return fs.existsSync(f) ? f : undefined;
+  };
+  return loadLayout(store, source, `load ${dir}`, true, opts);
+}
+
+/** "oci:PATH[:TAG]" as an image reference: the layout's image, loaded if need be. */
+export async function resolveOciReference(store: ImageStore, ref: string): Promise<string> {
+  const rest = ref.slice('oci:'.length);
+  const colon = rest.lastIndexOf(':');
+  const [dir, tag] = colon > 0 && !rest.slice(colon + 1).includes('/') ? [rest.slice(0, colon), rest.slice(colon + 1)] : [rest, undefined];
+  if (!fs.existsSync(dir)) throw new TsrunError(`image "${ref}": ${dir}: ENOENT (no OCI layout there)`);
+  const recs = await loadLayoutDir(store, dir, { tag });
+  if (recs.length !== 1) throw new TsrunError(`image "${ref}": the layout holds ${recs.length} images; name one with oci:${dir}:TAG`);
+  return recs[0].id;
+}
+
+export { sha256 };
