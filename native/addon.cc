@@ -92,7 +92,9 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
     return env.Undefined();
   }
   DecodedPlan d;
-  if (!decode(env, info[0].As<Napi::Object>(), d)) return env.Undefined();
+  // A wrongly typed field throws inside decode without stopping it: check
+  // before cloning, never after.
+  if (!decode(env, info[0].As<Napi::Object>(), d) || env.IsExceptionPending()) return env.Undefined();
   int sock = -1;
   int pid = spawn_plan(&d.plan, &sock);
   if (pid < 0) return ThrowErrno(env, "clone", -pid, nullptr);

@@ -176,20 +176,25 @@ int open_parent_in_root(const char *path, const char **base) {
 }
 
 int create_file_in_root(const char *path) {
+  // Whatever is there already (a file, a directory, even a fifo) is the
+  // mount point as it is: never open it, which could block or write.
+  int existing = open_in_root(path, 0);
+  if (existing >= 0) {
+    close(existing);
+    return 0;
+  }
+  if (errno != ENOENT) return -1;
   const char *base;
   int parent = open_parent_in_root(path, &base);
   if (parent < 0) return -1;
   close(parent);
   struct open_how how;
   memset(&how, 0, sizeof how);
-  how.flags = O_CREAT | O_WRONLY | O_CLOEXEC;
+  how.flags = O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC;
   how.mode = 0644;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   int fd = static_cast<int>(syscall(SYS_openat2, root_fd_, path, &how, sizeof how));
-  if (fd < 0) {
-    // An existing directory is a fine mount point for a directory source.
-    return errno == EISDIR ? 0 : -1;
-  }
+  if (fd < 0) return errno == EEXIST ? 0 : -1;
   close(fd);
   return 0;
 }
@@ -446,10 +451,21 @@ int run_step(int i) {
       int parent = open_parent_in_root(st.s[0], &base);
       if (parent < 0) return -1;
       mode_t mode = static_cast<mode_t>(st.n[0]);
-      int r = mknodat(parent, base, mode, static_cast<dev_t>(st.n[1]));
-      if (r < 0 && errno == EEXIST) r = 0;
+      dev_t dev = static_cast<dev_t>(st.n[1]);
+      int r = mknodat(parent, base, mode, dev);
+      if (r < 0 && errno == EEXIST) {
+        // Something of the image's is in the way. Unless it is this very node,
+        // replace it: a symlink there must not lead the chown/chmod below to the host.
+        struct stat cur;
+        if (fstatat(parent, base, &cur, AT_SYMLINK_NOFOLLOW) == 0 && (cur.st_mode & S_IFMT) == (mode & S_IFMT) && cur.st_rdev == dev) {
+          r = 0;
+        } else if (unlinkat(parent, base, 0) == 0 || (errno == EISDIR && unlinkat(parent, base, AT_REMOVEDIR) == 0)) {
+          r = mknodat(parent, base, mode, dev);
+        }
+      }
       if (r == 0) r = fchownat(parent, base, static_cast<uid_t>(st.n[2]), static_cast<gid_t>(st.n[3]), AT_SYMLINK_NOFOLLOW);
-      // The mode exactly as configured: mknod applied the runtime's umask.
+      // The mode exactly as configured (mknod applied the runtime's umask);
+      // the node is ours now, not a symlink, so following is safe.
       if (r == 0) r = fchmodat(parent, base, mode & 07777, 0);
       int e = errno;
       close(parent);
@@ -546,6 +562,32 @@ int run_step(int i) {
   }
 }
 
+// Every descriptor of Node's (other containers' sync sockets among them) is
+// closed at once, keeping stdio, the sync socket and the exec fifo.
+void close_inherited_fds(const Plan *plan, int sync_fd) {
+  int keep[8];
+  int n = 0;
+  keep[n++] = sync_fd;
+  for (int i = 0; i < plan->nsteps && n < 8; i++) {
+    const Step &st = plan->steps[i];
+    if (st.op == OP_WAIT_START && st.n[0] >= 0) keep[n++] = static_cast<int>(st.n[0]);
+  }
+  // Sort the few kept fds, then close the gaps between them.
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned int from = 3;
+  for (int i = 0; i < n; i++) {
+    if (keep[i] < 3) continue;
+    if (static_cast<unsigned int>(keep[i]) > from) syscall(SYS_close_range, from, static_cast<unsigned int>(keep[i]) - 1, 0U);
+    from = static_cast<unsigned int>(keep[i]) + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0U);
+}
+
 [[noreturn]] void child_main(const Plan *plan, int fd) {
   plan_ = plan;
   sync_fd_ = fd;
@@ -561,6 +603,10 @@ int run_step(int i) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+  // Not dumpable while it holds the runtime's memory and descriptors: no
+  // ptrace or /proc/PID/fd from the container's side until exec resets it.
+  syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
+  close_inherited_fds(plan, fd);
 
   for (int i = 0; i < plan->nsteps; i++) {
     if (plan->trace) send_msg(MSG_STEP, i, 0, 0);

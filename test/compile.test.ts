@@ -162,9 +162,20 @@ t.test('process fields: user, groups, rlimits, umask, no_new_privs, oom score, c
   t.same(find(Op.RLIMIT).n, [6, 10, -1], 'RLIM_INFINITY passes as -1');
   t.same(find(Op.UMASK).n, [0o027]);
   t.ok(find(Op.NO_NEW_PRIVS));
-  t.same(find(Op.WRITE_FILE).s, ['/proc/self/oom_score_adj', '500']);
+  t.notOk(p.steps.some((s) => s.op === Op.WRITE_FILE), 'oom_score_adj is written by the runtime, from outside');
   t.same(find(Op.MKDIR).s, ['/work/dir'], 'a missing cwd is created');
   t.same(find(Op.CHDIR).s, ['/work/dir']);
+});
+
+t.test('a capability named twice is one capability', async (t) => {
+  const p = compilePlan(spec((s) => (s.process!.capabilities = { bounding: ['CAP_KILL', 'cap_kill'], effective: [], permitted: [] })), v1Host, opts);
+  t.same(p.steps.find((s) => s.op === Op.CAPBSET)!.n, [2 ** 5, 40], 'CAP_KILL alone, not CAP_SETGID');
+});
+
+t.test('a foreground container gets its parent-death signal again after the uid change', async (t) => {
+  const p = compilePlan(spec(), v1Host, { ...opts, parentDeathSignal: 9 });
+  const o = ops(p);
+  t.ok(o.lastIndexOf(Op.PDEATHSIG) > o.indexOf(Op.SETRESUID));
 });
 
 t.test('hostname, domainname and sysctls', async (t) => {

@@ -143,7 +143,7 @@ t.test('bad input: one clear line, a non-zero exit, nothing left behind', { skip
       status: 125,
       err: /^tsrun: invalid config: \S+config\.json: not valid JSON/,
     },
-    { name: 'a setup step that fails', make: () => makeBundle(testSpec(['true'], (s) => (s.linux!.sysctl = { 'kernel.no_such_knob': '1' }))), status: 125, err: /^tsrun: step \d+ \(sysctl kernel\.no_such_knob=1\): ENOENT/ },
+    { name: 'a setup step that fails', make: () => makeBundle(testSpec(['true'], (s) => (s.linux!.sysctl = { 'net.ipv4.no_such_knob': '1' }))), status: 125, err: /^tsrun: step \d+ \(sysctl net\.ipv4\.no_such_knob=1\): ENOENT/ },
     { name: 'bad id', make: () => makeBundle(testSpec(['true'])), status: 125, err: /^tsrun: invalid container id/ },
   ];
   for (const c of cases) {

@@ -29,6 +29,10 @@ const cases: [string, (s: any) => void, RegExp][] = [
   ['user ns without maps', (s) => s.linux.namespaces.push({ type: 'user' }), /linux\.uidMappings: a new user namespace needs uid mappings/],
   ['device path', (s) => (s.linux.devices = [{ path: '/etc/x', type: 'c', major: 1, minor: 1 }]), /linux\.devices\[0\]\.path: must be a path under \/dev/],
   ['sysctl name', (s) => (s.linux.sysctl = { '../../etc/passwd': 'x' }), /linux\.sysctl\.\.\.\/\.\.\/etc\/passwd: is not a sysctl name/],
+  ['host-global sysctl', (s) => (s.linux.sysctl = { 'kernel.core_pattern': '|/tmp/x' }), /linux\.sysctl\.kernel\.core_pattern: is not namespaced: writing it would change the host/],
+  ['net sysctl without netns', (s) => ((s.linux.sysctl = { 'net.ipv4.ip_forward': '1' }), (s.linux.namespaces = s.linux.namespaces.filter((n: any) => n.type !== 'network'))), /needs a new network namespace/],
+  ['mount source type', (s) => s.mounts.push({ destination: '/x', type: 'tmpfs', source: 5 }), /mounts\[7\]\.source: must be a string/],
+  ['device uid type', (s) => (s.linux.devices = [{ path: '/dev/x', type: 'c', major: 1, minor: 1, uid: 'root' }]), /linux\.devices\[0\]\.uid: must be a non-negative integer/],
   ['rootfsPropagation', (s) => (s.linux.rootfsPropagation = 'sideways'), /linux\.rootfsPropagation: must be one of/],
 ];
 

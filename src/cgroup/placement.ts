@@ -28,51 +28,113 @@ export function cgroupPathFor(id: string, cgroupsPath: string | undefined): stri
   return rel;
 }
 
-/** Creates the container's cgroup in every hierarchy and moves pid into it. */
-export function placeInCgroups(pid: number, cgPath: string, hierarchies: CgroupHierarchy[] = hostHierarchies()): CgroupPlacement {
-  const placement: CgroupPlacement = { created: [], dirs: [] };
+/**
+ * Creates the container's cgroup in every hierarchy and moves pid into it,
+ * recording in placement what it made as it goes, so that a failure part way
+ * can be undone by the caller once the process is dead.
+ */
+export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPlacement, opts: { devices?: DeviceRule[] } = {}, hierarchies: CgroupHierarchy[] = hostHierarchies()): CgroupPlacement {
   // The shared default parent goes too once its last container has gone.
   const sharedParent = cgPath.startsWith('/tsrun/') ? '/tsrun' : undefined;
   try {
     for (const h of hierarchies) {
       const dir = path.join(h.mountPoint, cgPath);
       if (sharedParent) placement.created.push(path.join(h.mountPoint, sharedParent));
-      mkdirCgroup(h, dir, placement.created);
-      placement.dirs.push(dir);
-      const procs = path.join(dir, 'cgroup.procs');
-      try {
-        fs.writeFileSync(procs, String(pid));
-      } catch (e) {
-        throw new TsrunError(`place pid ${pid} in cgroup: write ${procs}: ${(e as NodeJS.ErrnoException).code}`);
+      // Other containers create and remove the shared parent concurrently: retry a lost race.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const made = placement.created.length;
+          mkdirCgroup(h, dir, placement.created);
+          // An existing cgroup with processes belongs to someone else: killing
+          // "everything in the container's cgroup" later would kill them too.
+          if (placement.created.length === made && cgroupPids(dir).length) throw new TsrunError(`cgroup ${dir} already exists and has processes in it; choose another linux.cgroupsPath`);
+          if (h.controllers.split(',').includes('cpuset')) inheritCpuset(h.mountPoint, dir);
+          if (h.controllers.split(',').includes('devices')) writeDeviceRules(dir, opts.devices ?? DEFAULT_DEVICE_RULES);
+          fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+          break;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT' && attempt < 10) continue;
+          if (e instanceof TsrunError) throw e;
+          throw new TsrunError(`place pid ${pid} in cgroup ${dir}: ${code ?? (e as Error).message}`);
+        }
       }
+      placement.dirs.push(dir);
     }
   } catch (e) {
-    removeCgroups(placement);
-    throw e;
+    if (e instanceof TsrunError) throw e;
+    throw new TsrunError(`place pid ${pid} in cgroup ${cgPath}: ${(e as Error).message}`);
   }
   return placement;
 }
 
-function mkdirCgroup(h: CgroupHierarchy, dir: string, created: string[], retried = false): void {
+/** A devices cgroup rule (runtime-spec linux.resources.devices). */
+export interface DeviceRule {
+  allow: boolean;
+  type?: string;
+  major?: number;
+  minor?: number;
+  access?: string;
+}
+
+/**
+ * What a container may use when its config says nothing more: the default
+ * devices, pseudo-terminals, and mknod of any node (opening one is still refused).
+ */
+export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
+  { allow: false, access: 'rwm' },
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 5, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 7, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 8, access: 'rwm' },
+  { allow: true, type: 'c', major: 1, minor: 9, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 0, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+];
+
+/** v1 devices controller: deny everything, then allow the rules in order. */
+function writeDeviceRules(dir: string, rules: DeviceRule[]) {
+  const rule = (r: DeviceRule) => `${r.type ?? 'a'} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`;
+  fs.writeFileSync(path.join(dir, 'devices.deny'), 'a');
+  for (const r of rules) {
+    if (r.type === 'a' || r.type === undefined) {
+      if (r.allow) fs.writeFileSync(path.join(dir, 'devices.allow'), 'a');
+      continue;
+    }
+    fs.writeFileSync(path.join(dir, r.allow ? 'devices.allow' : 'devices.deny'), rule(r));
+  }
+}
+
+function mkdirCgroup(h: CgroupHierarchy, dir: string, created: string[]): void {
   const parent = path.dirname(dir);
   if (parent !== dir && parent.startsWith(h.mountPoint + '/') && !fs.existsSync(parent)) mkdirCgroup(h, parent, created);
   try {
     fs.mkdirSync(dir);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    // Another container's removal may just have taken the shared parent away.
-    if (code === 'ENOENT' && !retried) return mkdirCgroup(h, dir, created, true);
-    throw new TsrunError(`create cgroup ${dir}: ${code}`);
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw e;
   }
   created.push(dir);
-  // A new v1 cpuset starts with no cpus and no memory nodes, and refuses
-  // tasks until it has some: inherit the parent's.
-  if (h.controllers.split(',').includes('cpuset')) {
+}
+
+/**
+ * A new v1 cpuset starts with no cpus and no memory nodes and refuses tasks
+ * until it has some: each level below the root takes its parent's, top down
+ * (a shared parent made by a concurrent create may still be empty).
+ */
+function inheritCpuset(mountPoint: string, dir: string) {
+  const levels = path.relative(mountPoint, dir).split('/').filter(Boolean);
+  let parent = mountPoint;
+  for (const name of levels) {
+    const d = path.join(parent, name);
     for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-      const value = fs.readFileSync(path.join(parent, file), 'utf8').trim();
-      if (fs.readFileSync(path.join(dir, file), 'utf8').trim() === '') fs.writeFileSync(path.join(dir, file), value);
+      if (fs.readFileSync(path.join(d, file), 'utf8').trim() === '') fs.writeFileSync(path.join(d, file), fs.readFileSync(path.join(parent, file), 'utf8').trim());
     }
+    parent = d;
   }
 }
 

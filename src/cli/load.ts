@@ -13,6 +13,6 @@ export function register(program: Command) {
     .action(async (opts: { input: string }, cmd: Command) => {
       const recs = await loadImages(new ImageStore(globals(cmd).storage), opts.input);
       if (!recs.length) throw new TsrunError(`load ${opts.input}: no images in it`);
-      for (const r of recs) process.stdout.write(r.names.length ? r.names.map((n) => `Loaded image: ${familiarName(n)}\n`).join('') : `Loaded image ID: ${r.id}\n`);
+      for (const r of recs) process.stdout.write(r.names.length ? r.names.map((n) => `Loaded image: ${familiarName(n)}\n`).join('') : `Loaded image ID: ${r.record.id}\n`);
     });
 }

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cgroupPathFor, killCgroups, placeInCgroups, removeCgroups } from '../cgroup/placement';
+import { cgroupPathFor, DEFAULT_DEVICE_RULES, killCgroups, placeInCgroups, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
 import { compilePlan, type HostFacts, type OverlayMount } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
@@ -44,12 +44,10 @@ export interface Created {
   process: LaunchedProcess;
 }
 
-function tryRead(store: Store, id: string) {
-  try {
-    return store.read(id);
-  } catch {
-    return undefined;
-  }
+/** The devices cgroup rules of the config, after the default ones. */
+function deviceRules(spec: Spec): DeviceRule[] {
+  const given = (spec.linux?.resources as { devices?: DeviceRule[] } | undefined)?.devices ?? [];
+  return [...DEFAULT_DEVICE_RULES, ...given.filter((r) => r.allow || r.type !== undefined), ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
 }
 
 export function readBundleSpec(bundle: string): Spec {
@@ -77,6 +75,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   if (!fs.statSync(rootfs).isDirectory()) throw new ConfigError('root.path', `${rootfs}: ENOTDIR (not a directory)`);
 
   const dir = store.claim(opts.id);
+  const placement: CgroupPlacement = { created: [], dirs: [] };
   let fifoFd = -1;
   let launched: LaunchedProcess | undefined;
   try {
@@ -114,8 +113,15 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       trace: opts.trace,
       place: (pid) => {
         opts.trace?.(`        handshake: runtime places pid ${pid} in cgroup ${cgPath}`);
-        record.cgroup = placeInCgroups(pid, cgPath);
+        record.cgroup = placement;
         store.write(record);
+        placeInCgroups(pid, cgPath, placement, { devices: deviceRules(spec) });
+        store.write(record);
+        if (spec.process?.oomScoreAdj !== undefined) {
+          // From outside: inside a user namespace a lower score would be refused.
+          opts.trace?.(`        handshake: runtime writes ${spec.process.oomScoreAdj} to /proc/${pid}/oom_score_adj`);
+          fs.writeFileSync(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
+        }
       },
     });
     record.pid = launched.pid;
@@ -136,12 +142,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         /* gone */
       }
     }
-    const cgroup = (store.exists(opts.id) ? tryRead(store, opts.id)?.cgroup : undefined) ?? undefined;
-    if (cgroup) {
-      await killCgroups(cgroup);
-      removeCgroups(cgroup);
+    try {
+      await killCgroups(placement);
+      removeCgroups(placement);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
-    fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);

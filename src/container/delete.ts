@@ -19,13 +19,9 @@ export async function deleteContainer(id: string, opts: { force?: boolean; root?
     const status = statusOf(store, rec);
     if (status !== 'stopped') {
       if (!opts.force) throw new TsrunError(`cannot delete container "${id}": it is ${status}; kill it first or use --force`);
-      for (const [pid, start] of [
-        [rec.pid, rec.pidStartTime],
-        [rec.creatorPid, rec.creatorStartTime],
-      ] as const) {
-        // A create still in progress is killed too, so it cannot finish behind our back.
-        if (pid > 0 && pid !== process.pid && signalProcess(pid, start, 9)) await waitForExit(pid, start);
-      }
+      // A create still in progress (no container pid yet) is killed, so it cannot finish behind our back.
+      const [pid, start] = rec.pid > 0 ? [rec.pid, rec.pidStartTime] : [rec.creatorPid, rec.creatorStartTime];
+      if (pid > 0 && pid !== process.pid && signalProcess(pid, start, 9)) await waitForExit(pid, start);
     }
     if (rec.cgroup) {
       // Whatever the container left running (it may not have had a PID namespace) goes with it.

@@ -12,6 +12,12 @@ import type { ImageRecord, ImageStore } from './store';
 import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
 import { cleanEntryName, decompressor, detectCompression, readHead } from './unpack';
 
+/** An image loaded, and the names this load gave it. */
+export interface Loaded {
+  record: ImageRecord;
+  names: string[];
+}
+
 /** A directory of an archive's files, by their names in the archive. */
 interface ArchiveFiles {
   dir: string;
@@ -93,24 +99,29 @@ function isIndex(m: string | undefined) {
 
 const hostArch = process.arch === 'x64' ? 'amd64' : process.arch;
 
-/** A name from an index annotation, if it is a full reference. */
-function nameFromAnnotations(desc: Descriptor, fallbackTag?: string): string | undefined {
+/**
+ * The image's name from its index entry. The OCI ref.name may be a full
+ * reference (skopeo) or just a tag with the full name in
+ * io.containerd.image.name (containerd, docker save, tsrun save).
+ */
+function nameFromAnnotations(desc: Descriptor): string | undefined {
   const a = desc.annotations ?? {};
-  const candidates = [a['io.containerd.image.name'], a['org.opencontainers.image.ref.name']].filter(Boolean) as string[];
-  for (const c of candidates) {
-    if (!c.includes(':') && !c.includes('/') && !c.includes('@')) continue; // a bare tag names no repository
+  const refName = a['org.opencontainers.image.ref.name'];
+  const parse = (c: string | undefined) => {
+    if (!c) return undefined;
     try {
       return formatReference(parseReference(c));
     } catch {
-      /* not a name */
+      return undefined;
     }
-  }
-  void fallbackTag;
-  return undefined;
+  };
+  const isFull = (c: string | undefined) => !!c && (c.includes(':') || c.includes('/') || c.includes('@'));
+  if (isFull(refName)) return parse(refName);
+  return parse(a['io.containerd.image.name']);
 }
 
 /** Imports an OCI layout (from a directory or an extracted archive). */
-async function loadLayout(store: ImageStore, source: (name: string) => string | undefined, what: string, copy: boolean, opts: { tag?: string; name?: string }): Promise<ImageRecord[]> {
+async function loadLayout(store: ImageStore, source: (name: string) => string | undefined, what: string, copy: boolean, opts: { tag?: string; name?: string }): Promise<Loaded[]> {
   const indexFile = source('index.json');
   if (!indexFile) throw new TsrunError(`${what}: no index.json`);
   const layoutFile = source('oci-layout');
@@ -125,7 +136,7 @@ async function loadLayout(store: ImageStore, source: (name: string) => string | 
     entries = entries.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === opts.tag);
     if (!entries.length) throw new TsrunError(`${what}: no image tagged "${opts.tag}"`);
   }
-  const out: ImageRecord[] = [];
+  const out: Loaded[] = [];
   for (const top of entries) {
     let desc = top;
     // An index (multi-platform) inside: take this host's platform.
@@ -145,7 +156,7 @@ async function loadLayout(store: ImageStore, source: (name: string) => string | 
     if (config.rootfs?.diff_ids?.length !== manifest.layers.length) throw new TsrunError(`${what}: manifest ${desc.digest} has ${manifest.layers.length} layers but its config lists ${config.rootfs?.diff_ids?.length ?? 0} diff_ids`);
     for (const layer of manifest.layers) await adopt(store, source, layer, `${what}: layer`, copy);
     const name = opts.name ?? nameFromAnnotations(desc);
-    out.push(store.addImage(desc.digest as Digest, name ? [name] : []));
+    out.push({ record: store.addImage(desc.digest as Digest, name ? [name] : []), names: name ? [name] : [] });
   }
   return out;
 }
@@ -157,10 +168,10 @@ interface DockerManifestEntry {
 }
 
 /** Imports a docker-archive: manifest.json naming a config and layer tarballs. */
-async function loadDockerArchive(store: ImageStore, files: Map<string, string>, what: string): Promise<ImageRecord[]> {
+async function loadDockerArchive(store: ImageStore, files: Map<string, string>, what: string): Promise<Loaded[]> {
   const entries = parseJson<DockerManifestEntry[]>(fs.readFileSync(files.get('manifest.json')!), `${what}: manifest.json`);
   if (!Array.isArray(entries) || !entries.length) throw new TsrunError(`${what}: manifest.json lists no images`);
-  const out: ImageRecord[] = [];
+  const out: Loaded[] = [];
   for (const e of entries) {
     const configFile = files.get(cleanEntryName(e.Config) ?? '');
     if (!configFile) throw new TsrunError(`${what}: config ${e.Config} is missing`);
@@ -188,13 +199,13 @@ async function loadDockerArchive(store: ImageStore, files: Map<string, string>, 
       layers,
     };
     const names = (e.RepoTags ?? []).map((t) => formatReference(parseReference(t)));
-    out.push(store.addImage(store.writeBlob(JSON.stringify(manifest)), names));
+    out.push({ record: store.addImage(store.writeBlob(JSON.stringify(manifest)), names), names });
   }
   return out;
 }
 
 /** `tsrun load -i FILE`: an archive file, or an OCI layout directory. */
-export async function loadImages(store: ImageStore, input: string, opts: { name?: string } = {}): Promise<ImageRecord[]> {
+export async function loadImages(store: ImageStore, input: string, opts: { name?: string } = {}): Promise<Loaded[]> {
   let st: fs.Stats;
   try {
     st = fs.statSync(input);
@@ -213,7 +224,7 @@ export async function loadImages(store: ImageStore, input: string, opts: { name?
 }
 
 /** An OCI image layout directory, read in place (its blobs are copied). */
-export async function loadLayoutDir(store: ImageStore, dir: string, opts: { tag?: string; name?: string } = {}): Promise<ImageRecord[]> {
+export async function loadLayoutDir(store: ImageStore, dir: string, opts: { tag?: string; name?: string } = {}): Promise<Loaded[]> {
   const source = (name: string) => {
     const f = path.join(dir, ...name.split('/'));
     return fs.existsSync(f) ? f : undefined;
@@ -229,7 +240,7 @@ export async function resolveOciReference(store: ImageStore, ref: string): Promi
   if (!fs.existsSync(dir)) throw new TsrunError(`image "${ref}": ${dir}: ENOENT (no OCI layout there)`);
   const recs = await loadLayoutDir(store, dir, { tag });
   if (recs.length !== 1) throw new TsrunError(`image "${ref}": the layout holds ${recs.length} images; name one with oci:${dir}:TAG`);
-  return recs[0].id;
+  return recs[0].record.id;
 }
 
 export { sha256 };

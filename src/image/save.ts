@@ -16,7 +16,8 @@ export async function saveImages(store: ImageStore, names: string[], output: str
     const manifest = JSON.parse(manifestBytes.toString()) as Manifest;
     const refName = img.record.names.find((n) => n.endsWith(`:${name.split(':').pop()}`)) ?? img.record.names[0];
     const desc: Descriptor = { mediaType: manifest.mediaType ?? MEDIA.ociManifest, digest: img.record.manifestDigest, size: manifestBytes.length };
-    if (refName) desc.annotations = { 'org.opencontainers.image.ref.name': refName, 'io.containerd.image.name': refName };
+    // containerd's convention: the full name, and the tag alone as ref.name.
+    if (refName) desc.annotations = { 'io.containerd.image.name': refName, 'org.opencontainers.image.ref.name': refName.slice(refName.lastIndexOf(':') + 1) };
     index.manifests.push(desc);
     for (const d of [img.record.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) blobs.add(d);
   }

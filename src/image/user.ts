@@ -91,7 +91,9 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
       gid = g.gid;
     }
   }
-  // Supplementary groups the user is listed in, as Docker gives them (not when a group was named).
-  const additionalGids = groupPart === undefined && entry ? [...new Set(groups.filter((g) => g.members.includes(entry!.name)).map((g) => g.gid))].filter((g) => g !== gid) : [];
+  // Docker's supplementary groups: the primary group, plus (when no group
+  // was named) every group that lists the user as a member.
+  const member = groupPart === undefined && entry ? groups.filter((g) => g.members.includes(entry!.name)).map((g) => g.gid) : [];
+  const additionalGids = [...new Set([gid, ...member])];
   return { uid, gid, additionalGids, home: entry?.home };
 }

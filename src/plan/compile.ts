@@ -113,9 +113,6 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   if (opts.stdinNull) {
     steps.push(step(Op.OPEN_FD, 'open /dev/null as stdin', 'without -i the container reads nothing from the terminal or pipe tsrun was given', { s: ['/dev/null', null], n: [0, 0] }));
   }
-  if (proc.oomScoreAdj !== undefined) {
-    steps.push(step(Op.WRITE_FILE, `write ${proc.oomScoreAdj} to /proc/self/oom_score_adj`, 'how readily the OOM killer picks this container (proc(5))', { s: ['/proc/self/oom_score_adj', String(proc.oomScoreAdj)] }));
-  }
 
   steps.push(...rootfsSteps(spec, host, opts, newUser));
 
@@ -139,6 +136,10 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   }
 
   steps.push(...credentialSteps(spec, host));
+  if (opts.parentDeathSignal) {
+    // The kernel clears the parent-death signal when credentials change.
+    steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal}) again`, 'changing uid or gid cleared it (prctl(2))', { n: [opts.parentDeathSignal] }));
+  }
 
   const env = proc.env ?? [];
   const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;

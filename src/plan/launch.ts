@@ -173,6 +173,7 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
   const channel = new SyncChannel(sock);
   let containerPid = plan.twoStage ? 0 : firstPid;
   let pidfd = -1;
+  const reaped = new Set<number>();
   const reapQuietly = (pid: number) => {
     try {
       n.reap(pid);
@@ -193,6 +194,7 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
       } else if (m.kind === Msg.PID) {
         containerPid = m.value;
         reapQuietly(firstPid);
+        reaped.add(firstPid);
       }
     }
     pidfd = n.pidfdOpen(containerPid);
@@ -208,8 +210,9 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
     }
   } catch (e) {
     channel.close();
-    for (const pid of [firstPid, containerPid]) {
-      if (pid <= 0) continue;
+    // Each child once; never a pid already reaped, which may belong to someone else by now.
+    for (const pid of new Set([firstPid, containerPid])) {
+      if (pid <= 0 || reaped.has(pid)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

@@ -64,11 +64,10 @@ export function hostLastCapability(): number {
  * left out (as runc does), since the kernel would refuse the whole set.
  */
 export function capabilityMask(names: readonly string[] | undefined, lastCap: number): number {
+  // A set: a name given twice (in any case) is one capability.
+  const bits = new Set((names ?? []).map(capabilityNumber).filter((n) => n >= 0 && n <= lastCap));
   let mask = 0;
-  for (const name of names ?? []) {
-    const n = capabilityNumber(name);
-    if (n >= 0 && n <= lastCap) mask += 2 ** n;
-  }
+  for (const n of bits) mask += 2 ** n;
   return mask;
 }
 

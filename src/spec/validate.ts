@@ -10,6 +10,14 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
 
+/** The namespace a sysctl belongs to, as runc decides it; undefined for host-global ones. */
+export function sysctlNamespace(key: string): 'ipc' | 'network' | 'uts' | undefined {
+  if (['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'].includes(key) || key.startsWith('fs.mqueue.')) return 'ipc';
+  if (key.startsWith('net.')) return 'network';
+  if (key === 'kernel.hostname' || key === 'kernel.domainname') return 'uts';
+  return undefined;
+}
+
 /** Parses config.json text; a syntax error names the file. */
 export function parseSpec(text: string, file = 'config.json'): Spec {
   let raw: unknown;
@@ -86,6 +94,7 @@ export function validateSpec(raw: unknown): Spec {
       need(typeof mm.destination === 'string' && mm.destination.startsWith('/'), `mounts[${i}].destination`, 'must be an absolute path');
       need(mm.options === undefined || isStringArray(mm.options), `mounts[${i}].options`, 'must be an array of strings');
       need(mm.type === undefined || typeof mm.type === 'string', `mounts[${i}].type`, 'must be a string');
+      need(mm.source === undefined || typeof mm.source === 'string', `mounts[${i}].source`, 'must be a string');
       const isBind = mm.type === 'bind' || (isStringArray(mm.options) && mm.options.some((o) => o === 'bind' || o === 'rbind'));
       need(!isBind || (typeof mm.source === 'string' && mm.source !== ''), `mounts[${i}].source`, 'a bind mount needs a source');
       need(isBind || typeof mm.type === 'string', `mounts[${i}].type`, 'is required unless the mount is a bind mount');
@@ -97,6 +106,7 @@ export function validateSpec(raw: unknown): Spec {
     need(isObject(linux), 'linux', 'must be an object');
     const l = linux as Record<string, unknown>;
     const nsTypes = new Set<string>();
+    const newNamespaces = new Set(((l.namespaces as { type: string; path?: string }[] | undefined) ?? []).filter((n) => isObject(n) && !n.path).map((n) => n.type));
     if (l.namespaces !== undefined) {
       need(Array.isArray(l.namespaces), 'linux.namespaces', 'must be an array');
       (l.namespaces as unknown[]).forEach((ns, i) => {
@@ -138,6 +148,7 @@ export function validateSpec(raw: unknown): Spec {
         const dd = d as Record<string, unknown>;
         need(['c', 'u', 'b', 'p'].includes(dd.type as string), `${f}.type`, 'must be c, u, b or p');
         need(dd.type === 'p' || (isUint(dd.major) && isUint(dd.minor)), f, 'needs major and minor numbers');
+        for (const k of ['fileMode', 'uid', 'gid']) need(dd[k] === undefined || isUint(dd[k]), `${f}.${k}`, 'must be a non-negative integer');
       });
     }
     if (l.sysctl !== undefined) {
@@ -145,6 +156,9 @@ export function validateSpec(raw: unknown): Spec {
       for (const [k, v] of Object.entries(l.sysctl as object)) {
         need(typeof v === 'string', `linux.sysctl.${k}`, 'must be a string');
         need(/^[A-Za-z0-9_.\-/]+$/.test(k) && k.split(/[./]/).every((part) => part !== ''), `linux.sysctl.${k}`, 'is not a sysctl name');
+        const ns = sysctlNamespace(k.replace(/\//g, '.'));
+        need(ns !== undefined, `linux.sysctl.${k}`, 'is not namespaced: writing it would change the host');
+        need(ns === undefined || newNamespaces.has(ns), `linux.sysctl.${k}`, `needs a new ${ns} namespace`);
       }
     }
     const propagations = ['', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'];
