@@ -80,6 +80,9 @@ t.test('kept containers, rmi refusing an image in use, rm and prune', { skip: no
   t.notOk(fs.existsSync(path.join(storage, 'containers', 'kept1')));
   const inspect = JSON.parse(ts(['image', 'inspect', 'alpine:3.20.3']).stdout);
   t.match(inspect, [{ Id: /^sha256:/, RepoTags: ['docker.io/library/alpine:3.20.3'], Config: { config: { Cmd: ['/bin/sh'] } } }]);
+  const pinned = ts(['run', '--rm', `alpine@${inspect[0].ManifestDigest}`, 'cat', '/etc/alpine-release']);
+  t.equal(pinned.stdout, '3.20.3\n', 'name@sha256:<manifest digest> runs the pinned image');
+  t.match(ts(['run', '--rm', `busybox@${inspect[0].ManifestDigest}`, 'true']).stderr, /not found/, 'the digest of another repository does not match');
 });
 
 t.test('save then load round-trips to the same digests; skopeo archives load and run', { skip: noAlpine }, async (t) => {

@@ -175,12 +175,15 @@ export class ImageStore {
       if (byId.length === 1) return byId[0];
       if (byId.length > 1) throw new TsrunError(`image id prefix "${text}" is ambiguous`);
     }
-    let full: string;
+    let ref;
     try {
-      full = formatReference(parseReference(text));
+      ref = parseReference(text);
     } catch {
       return undefined;
     }
+    // name@sha256:... pins the manifest: the repository must be one of the image's.
+    if (ref.digest) return images.find((r) => r.manifestDigest === ref.digest && r.names.some((n) => n.startsWith(`${ref.repository}:`) || n.startsWith(`${ref.repository}@`)));
+    const full = formatReference(ref);
     return images.find((r) => r.names.includes(full));
   }
 
