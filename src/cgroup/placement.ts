@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors';
 import type { CgroupHierarchy } from '../plan/compile';
+import { v1Writes, v2Writes, type CgroupWrite, type Resources } from './resources';
 import { parseCgroupMounts } from '../plan/host-facts';
 
 export interface CgroupPlacement {
@@ -33,7 +34,8 @@ export function cgroupPathFor(id: string, cgroupsPath: string | undefined): stri
  * recording in placement what it made as it goes, so that a failure part way
  * can be undone by the caller once the process is dead.
  */
-export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPlacement, opts: { devices?: DeviceRule[] } = {}, hierarchies: CgroupHierarchy[] = hostHierarchies()): CgroupPlacement {
+export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPlacement, opts: { devices?: DeviceRule[]; resources?: Resources } = {}, hierarchies: CgroupHierarchy[] = hostHierarchies()): CgroupPlacement {
+  const writes = planWrites(opts.resources ?? {}, hierarchies);
   // The shared default parent goes too once its last container has gone.
   const sharedParent = cgPath.startsWith('/tsrun/') ? '/tsrun' : undefined;
   try {
@@ -44,12 +46,15 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
       for (let attempt = 0; ; attempt++) {
         try {
           const made = placement.created.length;
+          if (h.fstype === 'cgroup2') enableControllers(h.mountPoint, dir, writes.get(h.mountPoint) ?? []);
           mkdirCgroup(h, dir, placement.created);
           // An existing cgroup with processes belongs to someone else: killing
           // "everything in the container's cgroup" later would kill them too.
           if (placement.created.length === made && cgroupPids(dir).length) throw new TsrunError(`cgroup ${dir} already exists and has processes in it; choose another linux.cgroupsPath`);
           if (h.controllers.split(',').includes('cpuset')) inheritCpuset(h.mountPoint, dir);
           if (h.controllers.split(',').includes('devices')) writeDeviceRules(dir, opts.devices ?? DEFAULT_DEVICE_RULES);
+          // Limits before the process moves in: they hold from its first instruction.
+          applyWrites(dir, writes.get(h.mountPoint) ?? []);
           fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
           break;
         } catch (e) {
@@ -66,6 +71,74 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
     throw new TsrunError(`place pid ${pid} in cgroup ${cgPath}: ${(e as Error).message}`);
   }
   return placement;
+}
+
+/** Controllers a v2 hierarchy offers (its root's cgroup.controllers). */
+function v2Controllers(mountPoint: string): string[] {
+  try {
+    return fs.readFileSync(path.join(mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Which writes go to which hierarchy. On a hybrid host a controller lives in
+ * its v1 hierarchy if it has one, else in the unified tree if offered there.
+ */
+export function planWrites(r: Resources, hierarchies: CgroupHierarchy[], offered: (mountPoint: string) => string[] = v2Controllers): Map<string, CgroupWrite[]> {
+  const out = new Map<string, CgroupWrite[]>();
+  const v1 = hierarchies.filter((h) => h.fstype === 'cgroup');
+  const v2 = hierarchies.find((h) => h.fstype === 'cgroup2');
+  const v1For = (c: string) => v1.find((h) => h.controllers.split(',').includes(c));
+  const push = (mp: string, w: CgroupWrite) => out.set(mp, [...(out.get(mp) ?? []), w]);
+  const missing = new Set<string>();
+  const v1List = v1.length ? v1Writes({ ...r, unified: undefined }) : [];
+  for (const w of v1List) {
+    const h = v1For(w.controller);
+    if (h) push(h.mountPoint, w);
+  }
+  const v2List = v2 ? v2Writes(v1.length ? { ...r, memory: undefined, cpu: undefined, pids: undefined, blockIO: undefined } : r) : [];
+  for (const w of v2List) {
+    if (v1For(w.controller)) continue;
+    if (offered(v2!.mountPoint).includes(w.controller)) push(v2!.mountPoint, w);
+    else missing.add(w.controller);
+  }
+  for (const w of v1List) if (!v1For(w.controller) && !(v2 && offered(v2.mountPoint).includes(w.controller))) missing.add(w.controller);
+  if (v1.length && r.unified && Object.keys(r.unified).length && !v2) throw new TsrunError('invalid config: linux.resources.unified needs a cgroup v2 hierarchy');
+  if (missing.size) throw new TsrunError(`linux.resources: the ${[...missing].join(', ')} controller${missing.size > 1 ? 's are' : ' is'} not available on this host`);
+  return out;
+}
+
+/** v2: each level from the root down enables the controllers the leaf's writes need. */
+function enableControllers(mountPoint: string, leaf: string, writes: CgroupWrite[]) {
+  const needed = [...new Set(writes.map((w) => w.controller))];
+  if (!needed.length) return;
+  const levels = path.relative(mountPoint, path.dirname(leaf)).split('/').filter(Boolean);
+  let dir = mountPoint;
+  for (let i = 0; i <= levels.length; i++) {
+    if (i > 0) {
+      dir = path.join(dir, levels[i - 1]);
+      try {
+        fs.mkdirSync(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    const enabled = fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
+    const want = needed.filter((c) => !enabled.includes(c));
+    if (want.length) fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), want.map((c) => `+${c}`).join(' '));
+  }
+}
+
+export function applyWrites(dir: string, writes: CgroupWrite[]) {
+  for (const w of writes) {
+    try {
+      fs.writeFileSync(path.join(dir, w.file), w.value);
+    } catch (e) {
+      throw new TsrunError(`set ${w.file} to ${w.value} in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
 }
 
 /** A devices cgroup rule (runtime-spec linux.resources.devices). */
@@ -136,6 +209,22 @@ function inheritCpuset(mountPoint: string, dir: string) {
     }
     parent = d;
   }
+}
+
+/** How many times the OOM killer struck in the container's memory cgroup. */
+export function oomKills(placement: CgroupPlacement): number {
+  let kills = 0;
+  for (const dir of placement.dirs) {
+    for (const file of ['memory.events', 'memory.oom_control']) {
+      try {
+        const m = /^oom_kill (\d+)$/m.exec(fs.readFileSync(path.join(dir, file), 'utf8'));
+        if (m) kills += Number(m[1]);
+      } catch {
+        /* not this hierarchy */
+      }
+    }
+  }
+  return kills;
 }
 
 export function cgroupPids(dir: string): number[] {

@@ -23,6 +23,15 @@ interface RunFlags {
   interactive?: boolean;
   tty?: boolean;
   network?: string;
+  memory?: string;
+  memorySwap?: string;
+  memoryReservation?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  pidsLimit?: string;
+  blkioWeight?: string;
 }
 
 export function register(program: Command) {
@@ -47,13 +56,32 @@ export function register(program: Command) {
     .option('-i, --interactive', 'keep stdin attached')
     .option('-t, --tty', 'allocate a terminal (not yet supported)')
     .option('--network <mode>', 'none or host', 'none')
+    .option('-m, --memory <bytes>', 'memory limit (512m, 1g)')
+    .option('--memory-swap <bytes>', 'memory plus swap limit (-1: unlimited swap)')
+    .option('--memory-reservation <bytes>', 'memory soft limit')
+    .option('--cpus <number>', 'CPU quota in CPUs (0.5, 2)')
+    .option('-c, --cpu-shares <shares>', 'relative CPU weight (2-262144)')
+    .option('--cpuset-cpus <list>', 'CPUs allowed (0-3, 0,1)')
+    .option('--cpuset-mems <list>', 'memory nodes allowed')
+    .option('--pids-limit <n>', 'most processes at once (-1: unlimited)')
+    .option('--blkio-weight <weight>', 'relative block I/O weight (10-1000)')
     .helpOption('--help', 'display help for command')
     .passThroughOptions()
     .action(async (first: string, command: string[], opts: RunFlags, cmd: Command) => {
       const g = globals(cmd);
       if (opts.bundle) {
         if (command.length) throw new TsrunError('run --bundle takes only the container id; the command comes from config.json');
-        process.exitCode = await runContainer({ id: first, bundle: opts.bundle, pidFile: opts.pidFile, root: g.root, trace: traceSink(g), forwardSignals: true });
+        process.exitCode = await runContainer({
+          id: first,
+          bundle: opts.bundle,
+          pidFile: opts.pidFile,
+          root: g.root,
+          trace: traceSink(g),
+          forwardSignals: true,
+          onExit: (r) => {
+            if (r.oomKilled) process.stderr.write(`tsrun: the container was killed by the OOM killer (its memory limit was reached); exit status ${r.exitCode}\n`);
+          },
+        });
         return;
       }
       if (opts.tty) throw new TsrunError('-t (a terminal for the container) is not supported yet');
@@ -77,6 +105,20 @@ export function register(program: Command) {
         root: g.root,
         trace: traceSink(g),
         forwardSignals: true,
+        resources: {
+          memory: opts.memory,
+          memorySwap: opts.memorySwap,
+          memoryReservation: opts.memoryReservation,
+          cpus: opts.cpus,
+          cpuShares: opts.cpuShares,
+          cpusetCpus: opts.cpusetCpus,
+          cpusetMems: opts.cpusetMems,
+          pidsLimit: opts.pidsLimit,
+          blkioWeight: opts.blkioWeight,
+        },
+        onExit: (r) => {
+          if (r.oomKilled) process.stderr.write(`tsrun: the container was killed by the OOM killer (its memory limit was reached); exit status ${r.exitCode}\n`);
+        },
       });
     });
 }

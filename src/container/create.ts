@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cgroupPathFor, DEFAULT_DEVICE_RULES, killCgroups, placeInCgroups, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
+import { cgroupPathFor, DEFAULT_DEVICE_RULES, hostHierarchies, killCgroups, placeInCgroups, planWrites, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
 import { compilePlan, type HostFacts, type OverlayMount } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
@@ -46,7 +46,7 @@ export interface Created {
 
 /** The devices cgroup rules of the config, after the default ones. */
 function deviceRules(spec: Spec): DeviceRule[] {
-  const given = (spec.linux?.resources as { devices?: DeviceRule[] } | undefined)?.devices ?? [];
+  const given = (spec.linux?.resources?.devices ?? []) as DeviceRule[];
   return [...DEFAULT_DEVICE_RULES, ...given.filter((r) => r.allow || r.type !== undefined), ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
 }
 
@@ -74,6 +74,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
   if (!fs.statSync(rootfs).isDirectory()) throw new ConfigError('root.path', `${rootfs}: ENOTDIR (not a directory)`);
 
+  // Resource settings this host cannot apply fail now, before anything exists.
+  planWrites(spec.linux?.resources ?? {}, hostHierarchies());
   const dir = store.claim(opts.id);
   const placement: CgroupPlacement = { created: [], dirs: [] };
   let fifoFd = -1;
@@ -115,7 +117,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         opts.trace?.(`        handshake: runtime places pid ${pid} in cgroup ${cgPath}`);
         record.cgroup = placement;
         store.write(record);
-        placeInCgroups(pid, cgPath, placement, { devices: deviceRules(spec) });
+        placeInCgroups(pid, cgPath, placement, { devices: deviceRules(spec), resources: spec.linux?.resources });
         store.write(record);
         if (spec.process?.oomScoreAdj !== undefined) {
           // From outside: inside a user namespace a lower score would be refused.

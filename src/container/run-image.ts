@@ -14,7 +14,8 @@ import type { Image } from '../image/store';
 import { readMergedFile, resolveUser } from '../image/user';
 import type { OverlayMount } from '../plan/compile';
 import { checkId } from './store';
-import { runContainer } from './run';
+import { runContainer, type RunOptions } from './run';
+import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
 
 export interface ImageRunOptions {
   image: string;
@@ -38,6 +39,9 @@ export interface ImageRunOptions {
   root?: string;
   trace?: (line: string) => void;
   forwardSignals?: boolean;
+  /** --memory, --cpus, --pids-limit and the rest, in Docker's units. */
+  resources?: ResourceFlags;
+  onExit?: RunOptions['onExit'];
 }
 
 /** Reads a Docker --env-file: NAME=value lines, NAME alone, # comments. */
@@ -149,6 +153,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
       etcFiles,
     };
     const spec = specFromImage(img.config, user, settings);
+    spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
     spec.annotations = { 'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id, 'tsrun.image.id': img.record.id };
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
     return await runContainer({
@@ -160,6 +165,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
       forwardSignals: opts.forwardSignals,
       overlay: overlayFor(store, layers, dir),
       stdinNull: !opts.interactive,
+      onExit: opts.onExit,
     });
   } catch (e) {
     // A container that never ran is not kept.

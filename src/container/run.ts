@@ -4,6 +4,7 @@ import os from 'node:os';
 import type { ExitStatus } from '../native';
 import { createContainer, type CreateOptions } from './create';
 import { deleteContainer } from './delete';
+import { oomKills } from '../cgroup/placement';
 
 /** Signals a foreground runtime passes on to its container. */
 export const FORWARDED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH', 'SIGCONT'];
@@ -17,6 +18,14 @@ export function exitCodeOf(status: ExitStatus | null): number {
 export interface RunOptions extends Omit<CreateOptions, 'foreground'> {
   /** Forward the runtime's own signals to the container (the CLI does). */
   forwardSignals?: boolean;
+  /** Called once the container has exited, before its cgroup is removed. */
+  onExit?(result: RunResult): void;
+}
+
+export interface RunResult {
+  exitCode: number;
+  /** The kernel's OOM killer ended a process of the container. */
+  oomKilled: boolean;
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
@@ -39,7 +48,9 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   }
   try {
     await proc.start();
-    return exitCodeOf(await exited);
+    const exitCode = exitCodeOf(await exited);
+    opts.onExit?.({ exitCode, oomKilled: created.record.cgroup ? oomKills(created.record.cgroup) > 0 : false });
+    return exitCode;
   } catch (e) {
     // exec failed (the child exits by itself) or something else did: make sure it is gone.
     try {

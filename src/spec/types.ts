@@ -1,5 +1,6 @@
 // The parts of the OCI runtime-spec config.json (1.x) that tsrun reads.
 // Field names are the spec's own.
+import type { Resources } from '../cgroup/resources';
 
 export interface Spec {
   ociVersion: string;
@@ -81,7 +82,7 @@ export interface Linux {
   gidMappings?: IdMapping[];
   devices?: Device[];
   cgroupsPath?: string;
-  resources?: Record<string, unknown>;
+  resources?: Resources;
   rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];

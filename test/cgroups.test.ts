@@ -1,0 +1,68 @@
+// Resource limits proven from inside the container and from accounting,
+// on whatever cgroup layout this host has (v1, hybrid or v2).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+
+const root = stateRoot('cgroups');
+const storage = path.join(TEST_BASE, 'storage', `cgroups-${process.pid}`);
+const ts = (args: string[]) => tsrun(['--storage', storage, ...args], { root });
+t.before(() => {
+  if (!needsRoot) execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+});
+t.teardown(() => fs.rmSync(storage, { recursive: true, force: true }));
+
+// The same file on either layout: v1 mounts a hierarchy per controller.
+const cg = (v1: string, v2: string) => `$(cat /sys/fs/cgroup/${v1} 2>/dev/null || cat /sys/fs/cgroup/${v2})`;
+
+t.test('--pids-limit 20 contains a fork bomb; the host keeps working', { skip: needsRoot }, async (t) => {
+  // The bomb runs in a subshell that dies when fork fails; pid 1 then reads
+  // the counters with builtins only, since at the limit it cannot fork either.
+  const dir = '/sys/fs/cgroup/pids';
+  const script = `(bomb() { while :; do sleep 30 & done; }; bomb) 2>/dev/null & wait $!
+    read n < ${dir}/pids.current 2>/dev/null || read n < /sys/fs/cgroup/pids.current
+    read m < ${dir}/pids.max 2>/dev/null || read m < /sys/fs/cgroup/pids.max
+    echo $n $m`;
+  const r = ts(['run', '--rm', '--pids-limit', '20', 'busybox', 'sh', '-c', script]);
+  t.equal(r.status, 0, r.stderr);
+  const [n, m] = r.stdout.trim().split(' ').map(Number);
+  t.equal(m, 20);
+  t.ok(n >= 15 && n <= 20, `the bomb filled the limit and stopped there (${n} processes)`);
+  t.equal(execFileSync('sh', ['-c', 'echo host-ok'], { encoding: 'utf8' }), 'host-ok\n', 'the host still forks');
+  t.same(fs.readdirSync(root), [], 'the container is gone');
+});
+
+t.test('--memory 32m: a memory hog is OOM-killed, exit 137, reported', { skip: needsRoot }, async (t) => {
+  const r = ts(['run', '--rm', '--memory', '32m', 'busybox', 'sh', '-c', 'x=a; while true; do x="$x$x"; done']);
+  t.equal(r.status, 137);
+  t.match(r.stderr, /killed by the OOM killer/);
+});
+
+t.test('--cpus 0.5 holds a busy loop near half a CPU', { skip: needsRoot }, async (t) => {
+  // CPU time used by the container's cgroup over 2 s of wall time, in percent.
+  const usage = `$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo $(( $(grep usage_usec /sys/fs/cgroup/cpu.stat | cut -d" " -f2) * 1000 )))`;
+  const r = ts(['run', '--rm', '--cpus', '0.5', 'busybox', 'sh', '-c', `a=${usage}; (while :; do :; done) & sleep 2; b=${usage}; echo $(( (b - a) / 20000000 ))`]);
+  t.equal(r.status, 0, r.stderr);
+  const pct = Number(r.stdout.trim());
+  t.ok(pct >= 35 && pct <= 60, `about 50% of a CPU (measured ${pct}%)`);
+});
+
+t.test('--pids-limit 1 and --memory 4m still run echo hi', { skip: needsRoot }, async (t) => {
+  for (const flags of [['--pids-limit', '1'], ['--memory', '4m']]) {
+    const r = ts(['run', '--rm', ...flags, 'busybox', 'echo', 'hi']);
+    t.equal(r.status, 0, `${flags.join(' ')}: ${r.stderr}`);
+    t.equal(r.stdout, 'hi\n', flags.join(' '));
+  }
+});
+
+t.test('limits are in place before the command runs', { skip: needsRoot }, async (t) => {
+  const r = ts(['run', '--rm', '--memory', '64m', '--pids-limit', '33', '--cpu-shares', '512', 'busybox', 'sh', '-c', `echo ${cg('memory/memory.limit_in_bytes', 'memory.max')} ${cg('pids/pids.max', 'pids.max')}`]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, `${64 * 1024 * 1024} 33\n`);
+  const bad = ts(['run', '--rm', '--cpuset-cpus', '99', 'busybox', 'true']);
+  t.equal(bad.status, 125);
+  t.match(bad.stderr, /^tsrun: set cpuset\.cpus to 99 in \/sys\/fs\/cgroup\/\S+: E/);
+  t.same(fs.readdirSync(root), [], 'a refused limit leaves no container');
+});
