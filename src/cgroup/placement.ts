@@ -239,23 +239,32 @@ export function cgroupPids(dir: string): number[] {
   }
 }
 
-/** SIGKILLs every process left in the container's cgroups. */
+/**
+ * SIGKILLs every process left in the container's cgroups: cgroup.kill on
+ * v2; on v1 the cgroup is frozen first, so nothing can fork while the
+ * processes are listed and killed, then thawed so the kills land.
+ */
 export async function killCgroups(placement: CgroupPlacement) {
-  for (let round = 0; round < 100; round++) {
+  const freezer = placement.dirs.find((d) => fs.existsSync(path.join(d, 'freezer.state')));
+  for (let round = 0; round < 500; round++) {
     const pids = new Set(placement.dirs.flatMap(cgroupPids));
     if (pids.size === 0) return;
     const kill = placement.dirs.map((d) => path.join(d, 'cgroup.kill')).find((f) => fs.existsSync(f));
     if (kill) fs.writeFileSync(kill, '1');
-    else
-      for (const pid of pids) {
+    else {
+      if (freezer) fs.writeFileSync(path.join(freezer, 'freezer.state'), 'FROZEN');
+      for (const pid of new Set(placement.dirs.flatMap(cgroupPids))) {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
           /* already gone */
         }
       }
+      if (freezer) fs.writeFileSync(path.join(freezer, 'freezer.state'), 'THAWED');
+    }
     await new Promise((r) => setTimeout(r, 10));
   }
+  throw new TsrunError(`processes are still running in ${placement.dirs[0]} after 5 s of SIGKILL`);
 }
 
 /** Removes the directories the container made, deepest first; shared parents stay while in use. */

@@ -6,7 +6,11 @@ import * as create from './create';
 import * as del from './delete';
 import * as image from './image';
 import * as images from './images';
+import * as events from './events';
 import * as load from './load';
+import * as pause from './pause';
+import * as stats from './stats';
+import * as update from './update';
 import * as save from './save';
 import * as importVerb from './import';
 import * as rm from './rm';
@@ -27,7 +31,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list]) verb.register(program);
+  for (const verb of [run, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list, pause, update, stats, events]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -9,7 +9,7 @@ export function killContainer(id: string, signal: number, root?: string) {
   store.lock(id, () => {
     const rec = store.read(id);
     const status = statusOf(store, rec);
-    if (status !== 'created' && status !== 'running') throw new TsrunError(`cannot kill container "${id}": it is ${status}`);
+    if (status !== 'created' && status !== 'running' && status !== 'paused') throw new TsrunError(`cannot kill container "${id}": it is ${status}`);
     signalProcess(rec.pid, rec.pidStartTime, signal);
   });
 }

@@ -3,13 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors';
+import { isFrozen } from '../cgroup/ops';
 import type { CgroupPlacement } from '../cgroup/placement';
 import { LOCK_EX, native } from '../native';
 
 export const DEFAULT_ROOT = '/run/tsrun';
 export const OCI_VERSION = '1.2.0';
 
-export type Status = 'creating' | 'created' | 'running' | 'stopped';
+export type Status = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 export interface ContainerRecord {
   ociVersion: string;
@@ -157,13 +158,14 @@ export function isAlive(pid: number, startTime: string): boolean {
 export function statusOf(store: Store, rec: ContainerRecord): Status {
   if (rec.pid === 0) return isAlive(rec.creatorPid, rec.creatorStartTime) ? 'creating' : 'stopped';
   if (!isAlive(rec.pid, rec.pidStartTime)) return 'stopped';
-  return fs.existsSync(store.fifo(rec.id)) ? 'created' : 'running';
+  if (fs.existsSync(store.fifo(rec.id))) return 'created';
+  return rec.cgroup && isFrozen(rec.cgroup) ? 'paused' : 'running';
 }
 
 export function ociState(store: Store, rec: ContainerRecord): OciState {
   const status = statusOf(store, rec);
   const state: OciState = { ociVersion: rec.ociVersion, id: rec.id, status, bundle: rec.bundle };
-  if (status === 'created' || status === 'running') state.pid = rec.pid;
+  if (status === 'created' || status === 'running' || status === 'paused') state.pid = rec.pid;
   if (Object.keys(rec.annotations).length) state.annotations = rec.annotations;
   return state;
 }

@@ -1,0 +1,112 @@
+// Operations on a live container's cgroups: pause and resume, update,
+// stats, events (OOM kills), and what delete --force leaves (nothing).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { CLI, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun, uniqueId } from './helpers';
+import { execFileSync } from 'node:child_process';
+
+const root = stateRoot('cgroup-ops');
+const storage = path.join(TEST_BASE, 'storage', `cgroup-ops-${process.pid}`);
+const shared = path.join(TEST_BASE, `ops-shared-${process.pid}`);
+const ts = (args: string[]) => tsrun(['--storage', storage, ...args], { root });
+t.before(() => {
+  if (needsRoot) return;
+  fs.mkdirSync(shared, { recursive: true });
+  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+});
+t.teardown(() => {
+  fs.rmSync(storage, { recursive: true, force: true });
+  fs.rmSync(shared, { recursive: true, force: true });
+});
+
+/** Starts `tsrun run --name NAME ...` in the background; resolves once it is running. */
+async function background(name: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'run', '--rm', '--name', name, '-v', `${shared}:/shared`, ...args], { stdio: 'ignore' });
+  for (let i = 0; i < 400; i++) {
+    const s = tsrun(['state', name], { root });
+    if (s.status === 0 && JSON.parse(s.stdout).status === 'running') return child;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${name} did not start`);
+}
+const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.on('exit', r)));
+const counter = (file: string) => Number(fs.readFileSync(file, 'utf8').trim() || 0);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('pause freezes (a counter stops), resume thaws (it goes on)', { skip: needsRoot }, async (t) => {
+  const name = uniqueId('pause');
+  const file = path.join(shared, `${name}.count`);
+  const c = await background(name, ['busybox', 'sh', '-c', `i=0; while :; do i=$((i+1)); echo $i > /shared/${name}.count; usleep 20000; done`]);
+  await sleep(300);
+  t.equal(ts(['pause', name]).status, 0);
+  t.equal(JSON.parse(ts(['state', name]).stdout).status, 'paused');
+  const a = counter(file);
+  await sleep(400);
+  t.equal(counter(file), a, 'frozen: the counter does not move');
+  t.match(ts(['pause', name]).stderr, /cannot pause container "[^"]+": it is paused/);
+  t.equal(ts(['resume', name]).status, 0);
+  await sleep(400);
+  t.ok(counter(file) > a, 'thawed: the counter moves again');
+  t.equal(JSON.parse(ts(['state', name]).stdout).status, 'running');
+  t.equal(ts(['unpause', name]).status, 125, 'unpause of a running container is refused');
+  t.equal(ts(['kill', name, 'KILL']).status, 0);
+  t.equal(await exited(c), 137);
+});
+
+t.test('update changes a live limit; stats reports usage', { skip: needsRoot }, async (t) => {
+  const name = uniqueId('upd');
+  const c = await background(name, ['--pids-limit', '50', 'busybox', 'sh', '-c', `while :; do read n < /sys/fs/cgroup/pids/pids.max 2>/dev/null || read n < /sys/fs/cgroup/pids.max; echo $n > /shared/${name}.max; usleep 50000; done`]);
+  await sleep(300);
+  t.equal(fs.readFileSync(path.join(shared, `${name}.max`), 'utf8').trim(), '50');
+  const u = ts(['update', name, '--pids-limit', '7', '--memory', '100m']);
+  t.equal(u.status, 0, u.stderr);
+  await sleep(300);
+  t.equal(fs.readFileSync(path.join(shared, `${name}.max`), 'utf8').trim(), '7', 'the container sees the new limit');
+  const s = JSON.parse(ts(['stats', '--no-stream', '--format', 'json', name]).stdout)[0];
+  t.match(s, { id: name, memory: { limit: 100 * 1024 * 1024 }, pids: { limit: 7 } });
+  t.ok(s.memory.usage > 0 && s.pids.current >= 1 && s.cpuNanos > 0, 'usage is counted');
+  t.match(ts(['update', name]).stderr, /give at least one limit/);
+  t.equal(ts(['kill', name, 'KILL']).status, 0);
+  await exited(c);
+});
+
+t.test('events reports an OOM kill inside a container that goes on', { skip: needsRoot }, async (t) => {
+  const name = uniqueId('oom');
+  const c = await background(name, ['--memory', '24m', 'busybox', 'sh', '-c', 'sleep 2; (x=a; while :; do x="$x$x"; done); sleep 0.5; exit 3']);
+  const ev = spawn(process.execPath, [CLI, '--root', root, 'events', name]);
+  let out = '';
+  ev.stdout.on('data', (d) => (out += d));
+  t.equal(await exited(c), 3, 'pid 1 survived the OOM kill of its child');
+  await exited(ev);
+  const events = out.trim().split('\n').map((l) => JSON.parse(l));
+  t.match(events, [{ type: 'oom', id: name, count: 1 }, { type: 'exit', id: name }]);
+});
+
+t.test('delete --force kills everything in the cgroup, even without a PID namespace', { skip: needsRoot }, async (t) => {
+  const bundle = path.join(TEST_BASE, `nopidns-${process.pid}`);
+  execFileSync(path.join(PROJECT, 'scripts', 'busybox-bundle.sh'), [bundle, 'sh', '-c', 'sleep 1000 & sleep 1000 & sleep 1000'], { stdio: 'ignore' });
+  t.teardown(() => fs.rmSync(bundle, { recursive: true, force: true }));
+  const cfg = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  cfg.linux.namespaces = cfg.linux.namespaces.filter((n: { type: string }) => n.type !== 'pid');
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(cfg));
+  const id = uniqueId('force');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  t.equal(tsrun(['start', id], { root }).status, 0);
+  await sleep(300);
+  const dir = `/sys/fs/cgroup/pids/tsrun/${id}`;
+  const pids = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim().split('\n').map(Number);
+  t.ok(pids.length >= 3, `the command and its children (${pids.length} processes)`);
+  t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
+  // Killed processes may linger as zombies until their new parent reaps them.
+  const alive = (p: number) => {
+    try {
+      return !/\) [ZX] /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  t.same(pids.filter(alive), [], 'every process is gone');
+  t.notOk(fs.existsSync(dir), 'and the cgroup');
+});
