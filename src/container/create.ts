@@ -111,6 +111,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       stdinNull: opts.stdinNull,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
+    record.cgroupPath = cgPath;
+    store.write(record);
     launched = await launch(plan, {
       trace: opts.trace,
       place: (pid) => {

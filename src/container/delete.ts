@@ -1,9 +1,30 @@
 // delete: remove a stopped container's state; --force kills it first
 // (runtime-spec "delete").
-import { killCgroups, removeCgroups } from '../cgroup/placement';
+import fs from 'node:fs';
+import path from 'node:path';
+import { hostHierarchies, killCgroups, removeCgroups, type CgroupPlacement } from '../cgroup/placement';
 import { TsrunError } from '../errors';
 import { signalProcess, waitForExit } from './kill';
-import { Store, statusOf } from './store';
+import { Store, statusOf, type ContainerRecord } from './store';
+
+/**
+ * The container's cgroups: those recorded, plus whatever exists at its
+ * recorded path (a create killed during placement recorded no directories).
+ */
+function cgroupOf(rec: ContainerRecord): CgroupPlacement | undefined {
+  const dirs = new Set(rec.cgroup?.dirs ?? []);
+  const created = new Set(rec.cgroup?.created ?? []);
+  if (rec.cgroupPath) {
+    for (const h of hostHierarchies()) {
+      const dir = path.join(h.mountPoint, rec.cgroupPath);
+      if (!fs.existsSync(dir)) continue;
+      dirs.add(dir);
+      created.add(dir);
+      if (rec.cgroupPath.startsWith('/tsrun/')) created.add(path.join(h.mountPoint, 'tsrun'));
+    }
+  }
+  return dirs.size || created.size ? { dirs: [...dirs], created: [...created] } : undefined;
+}
 
 export async function deleteContainer(id: string, opts: { force?: boolean; root?: string } = {}) {
   const store = new Store(opts.root);
@@ -23,10 +44,12 @@ export async function deleteContainer(id: string, opts: { force?: boolean; root?
       const [pid, start] = rec.pid > 0 ? [rec.pid, rec.pidStartTime] : [rec.creatorPid, rec.creatorStartTime];
       if (pid > 0 && pid !== process.pid && signalProcess(pid, start, 9)) await waitForExit(pid, start);
     }
-    if (rec.cgroup) {
-      // Whatever the container left running (it may not have had a PID namespace) goes with it.
-      await killCgroups(rec.cgroup);
-      removeCgroups(rec.cgroup);
+    const cgroup = cgroupOf(rec);
+    if (cgroup) {
+      // Whatever the container left running (it may not have had a PID namespace,
+      // or its create was killed before recording its pid) goes with it.
+      await killCgroups(cgroup);
+      removeCgroups(cgroup);
     }
     store.remove(id);
   });

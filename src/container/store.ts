@@ -29,6 +29,8 @@ export interface ContainerRecord {
   owner: string;
   /** The cgroup directories it was placed in, and those made for it. */
   cgroup?: CgroupPlacement;
+  /** Its path in every hierarchy, recorded before placement, so a create killed part way is still cleaned up. */
+  cgroupPath?: string;
 }
 
 /** The state of a container as runtime-spec "state" defines it. */
