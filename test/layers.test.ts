@@ -144,3 +144,28 @@ t.test('merged view of a multi-layer image, inside the container and by umoci', 
   const normalize = (s: string) => s.trim().split('\n').map((l) => (/^\S+ 4/.test(l) ? l.split(' ').slice(0, 3).join(' ') : l));
   t.same(normalize(r.stdout), normalize(byUmoci), 'tsrun\'s merged view equals umoci unpack\'s');
 });
+
+t.test('60 layers: a lowerdir list longer than a page of mount options still mounts', { skip: needsRoot }, async (t) => {
+  const base = execFileSync('tar', ['-C', busyboxRootfs(), '--numeric-owner', '-c', '.'], { maxBuffer: 64 << 20 });
+  const many = [base];
+  for (let i = 1; i < 60; i++) many.push(await makeTar([{ name: `layer${i}`, data: `${i}\n` }, { name: 'top', data: `${i}\n` }]));
+  const dir = makeLayout('many', 'v1', many, { Cmd: ['sh', '-c', 'cat /top /layer1 /layer59; ls / | grep -c ^layer'] });
+  const r = ts(['--trace', 'run', '--rm', `oci:${dir}:v1`]);
+  t.equal(r.status, 0, 'it runs');
+  t.equal(r.stdout, '59\n1\n59\n59\n', 'every layer is there, the top one wins');
+  t.match(r.stderr, /chdir \S+\n\s+the layer paths below are relative to here/, 'short relative layer names were used');
+  t.match(r.stderr, /mount overlay on \S+ \(60 layers\)/);
+});
+
+t.test('image prune removes what no image uses, and keeps the rest', { skip: needsRoot }, async (t) => {
+  const before = fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)).length;
+  t.ok(before >= 60, `layers unpacked (${before})`);
+  const images = JSON.parse(ts(['images', '--format', 'json']).stdout) as { id: string }[];
+  for (const id of new Set(images.map((i) => i.id))) t.equal(ts(['rmi', id.slice(7, 19)]).status, 0);
+  const r = ts(['image', 'prune']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, new RegExp(`^removed ${before} layer directories and \\d+ blobs\\n$`));
+  t.same(fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)), []);
+  t.same(fs.readdirSync(path.join(storage, 'l')), [], 'no short-name links left');
+  t.same(fs.readdirSync(path.join(storage, 'blobs', 'sha256')), [], 'no blobs left');
+});
