@@ -74,10 +74,14 @@ t.test('update changes a live limit; stats reports usage', { skip: needsRoot }, 
 
 t.test('events reports an OOM kill inside a container that goes on', { skip: needsRoot }, async (t) => {
   const name = uniqueId('oom');
-  const c = await background(name, ['--memory', '24m', 'busybox', 'sh', '-c', 'sleep 2; (x=a; while :; do x="$x$x"; done); sleep 0.5; exit 3']);
+  const go = path.join(shared, `${name}.go`);
+  // The hog waits for the test's go-ahead, given once the events watcher has had time to start.
+  const c = await background(name, ['--memory', '24m', 'busybox', 'sh', '-c', `while [ ! -e /shared/${name}.go ]; do usleep 20000; done; (x=a; while :; do x="$x$x"; done); sleep 0.5; exit 3`]);
   const ev = spawn(process.execPath, [CLI, '--root', root, 'events', name]);
   let out = '';
   ev.stdout.on('data', (d) => (out += d));
+  await sleep(3000);
+  fs.writeFileSync(go, '');
   t.equal(await exited(c), 3, 'pid 1 survived the OOM kill of its child');
   await exited(ev);
   const events = out.trim().split('\n').map((l) => JSON.parse(l));
@@ -109,4 +113,29 @@ t.test('delete --force kills everything in the cgroup, even without a PID namesp
   };
   t.same(pids.filter(alive), [], 'every process is gone');
   t.notOk(fs.existsSync(dir), 'and the cgroup');
+});
+
+t.test('the v2 core files on this host\'s own cgroup2 mount: procs, freeze, events, kill', { skip: needsRoot || (!fs.existsSync('/sys/fs/cgroup/unified/cgroup.controllers') && !fs.existsSync('/sys/fs/cgroup/cgroup.controllers') && 'no cgroup2 mount') }, async (t) => {
+  const { freeze, thaw, isFrozen } = await import('../src/cgroup/ops');
+  const { killCgroups, removeCgroups } = await import('../src/cgroup/placement');
+  const base = fs.existsSync('/sys/fs/cgroup/unified/cgroup.controllers') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+  const dir = path.join(base, `tsrun-test-v2-${process.pid}`);
+  fs.mkdirSync(dir);
+  const sleeper = spawn('sh', ['-c', 'while :; do usleep 10000 2>/dev/null || sleep 0.01; done']);
+  fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(sleeper.pid));
+  const placement = { dirs: [dir], created: [dir] };
+  const ticks = () => Number(fs.readFileSync(`/proc/${sleeper.pid}/stat`, 'utf8').split(') ')[1].split(' ')[11]);
+  await freeze(placement);
+  t.match(fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8'), /^frozen 1$/m, 'cgroup.events says frozen');
+  t.ok(isFrozen(placement));
+  const a = ticks();
+  await sleep(300);
+  t.equal(ticks(), a, 'a frozen process uses no CPU time');
+  await thaw(placement);
+  t.match(fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8'), /^frozen 0$/m);
+  const died = exited(sleeper);
+  await killCgroups(placement);
+  t.equal(await Promise.race([died.then(() => 'killed'), sleep(3000).then(() => 'alive')]), 'killed', 'cgroup.kill ended it');
+  removeCgroups(placement);
+  t.notOk(fs.existsSync(dir));
 });
