@@ -3,7 +3,7 @@ import { TsrunError } from '../errors';
 import { familiarName } from '../image/reference';
 import { ImageStore } from '../image/store';
 import type { Manifest } from '../image/types';
-import { globals } from './common';
+import { globals, printTable } from './common';
 
 export function register(program: Command) {
   program
@@ -26,8 +26,6 @@ export function register(program: Command) {
       if (opts.quiet) return void process.stdout.write([...new Set(rows.map((r) => r.id.slice(7, 19)))].map((x) => x + '\n').join(''));
       if (opts.format === 'json') return void process.stdout.write(JSON.stringify(rows) + '\n');
       if (opts.format !== 'table') throw new TsrunError(`unknown --format "${opts.format}": use table or json`);
-      const table = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, r.id.slice(7, 19), r.created.slice(0, 19).replace('T', ' '), `${(r.size / 1e6).toFixed(1)}MB`])];
-      const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-      process.stdout.write(table.map((row) => row.map((v, i) => (i === row.length - 1 ? v : v.padEnd(widths[i]))).join('   ')).join('\n') + '\n');
+      printTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...rows.map((r) => [r.repository, r.tag, r.id.slice(7, 19), r.created.slice(0, 19).replace('T', ' '), `${(r.size / 1e6).toFixed(1)}MB`])]);
     });
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { listContainers } from '../container/state';
 import { TsrunError } from '../errors';
-import { globals } from './common';
+import { globals, printTable } from './common';
 
 export function register(program: Command) {
   program
@@ -14,8 +14,6 @@ export function register(program: Command) {
       if (opts.quiet) return void process.stdout.write(list.map((c) => c.id + '\n').join(''));
       if (opts.format === 'json') return void process.stdout.write(JSON.stringify(list) + '\n');
       if (opts.format !== 'table') throw new TsrunError(`unknown --format "${opts.format}": use table or json`);
-      const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, c.owner])];
-      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-      process.stdout.write(rows.map((r) => r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]))).join('   ')).join('\n') + '\n');
+      printTable([['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, String(c.pid ?? 0), c.status, c.bundle, c.created, c.owner])]);
     });
 }

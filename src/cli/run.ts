@@ -2,11 +2,12 @@ import type { Command } from 'commander';
 import { runContainer } from '../container/run';
 import { runImage } from '../container/run-image';
 import { TsrunError } from '../errors';
-import { globals, traceSink } from './common';
+import type { ResourceFlags } from '../cgroup/resources';
+import { globals, reportExit, resourceOptions, traceSink } from './common';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface RunFlags {
+interface RunFlags extends ResourceFlags {
   bundle?: string;
   pidFile?: string;
   env?: string[];
@@ -23,19 +24,10 @@ interface RunFlags {
   interactive?: boolean;
   tty?: boolean;
   network?: string;
-  memory?: string;
-  memorySwap?: string;
-  memoryReservation?: string;
-  cpus?: string;
-  cpuShares?: string;
-  cpusetCpus?: string;
-  cpusetMems?: string;
-  pidsLimit?: string;
-  blkioWeight?: string;
 }
 
 export function register(program: Command) {
-  program
+  const run = program
     .command('run')
     .description('run a container in the foreground and exit with its status: `run [flags] IMAGE [CMD...]`, or `run --bundle DIR ID` for an OCI bundle')
     .argument('<image-or-id>', 'image name (or the container id with --bundle)')
@@ -55,16 +47,8 @@ export function register(program: Command) {
     .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
     .option('-i, --interactive', 'keep stdin attached')
     .option('-t, --tty', 'allocate a terminal (not yet supported)')
-    .option('--network <mode>', 'none or host', 'none')
-    .option('-m, --memory <bytes>', 'memory limit (512m, 1g)')
-    .option('--memory-swap <bytes>', 'memory plus swap limit (-1: unlimited swap)')
-    .option('--memory-reservation <bytes>', 'memory soft limit')
-    .option('--cpus <number>', 'CPU quota in CPUs (0.5, 2)')
-    .option('-c, --cpu-shares <shares>', 'relative CPU weight (2-262144)')
-    .option('--cpuset-cpus <list>', 'CPUs allowed (0-3, 0,1)')
-    .option('--cpuset-mems <list>', 'memory nodes allowed')
-    .option('--pids-limit <n>', 'most processes at once (-1: unlimited)')
-    .option('--blkio-weight <weight>', 'relative block I/O weight (10-1000)')
+    .option('--network <mode>', 'none or host', 'none');
+  resourceOptions(run)
     .helpOption('--help', 'display help for command')
     .passThroughOptions()
     .action(async (first: string, command: string[], opts: RunFlags, cmd: Command) => {
@@ -78,9 +62,7 @@ export function register(program: Command) {
           root: g.root,
           trace: traceSink(g),
           forwardSignals: true,
-          onExit: (r) => {
-            if (r.oomKilled) process.stderr.write(`tsrun: the container was killed by the OOM killer (its memory limit was reached); exit status ${r.exitCode}\n`);
-          },
+          onExit: reportExit,
         });
         return;
       }
@@ -105,20 +87,8 @@ export function register(program: Command) {
         root: g.root,
         trace: traceSink(g),
         forwardSignals: true,
-        resources: {
-          memory: opts.memory,
-          memorySwap: opts.memorySwap,
-          memoryReservation: opts.memoryReservation,
-          cpus: opts.cpus,
-          cpuShares: opts.cpuShares,
-          cpusetCpus: opts.cpusetCpus,
-          cpusetMems: opts.cpusetMems,
-          pidsLimit: opts.pidsLimit,
-          blkioWeight: opts.blkioWeight,
-        },
-        onExit: (r) => {
-          if (r.oomKilled) process.stderr.write(`tsrun: the container was killed by the OOM killer (its memory limit was reached); exit status ${r.exitCode}\n`);
-        },
+        resources: opts,
+        onExit: reportExit,
       });
     });
 }
