@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/mount.h>
 #include <linux/openat2.h>
 #include <pthread.h>
 #include <sched.h>
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace tsrun {
@@ -254,6 +256,14 @@ int do_mount(const Step &st) {
   }
   r = 0;
   if (remount_flags) r = remount(where, remount_flags);
+  if (r == 0 && (remount_flags & MS_RDONLY) && (flags & MS_REC) && tfd >= 0) {
+    // A remount makes only the top mount read-only; submounts of an rbind
+    // need mount_setattr(AT_RECURSIVE) (Linux 5.12), or they stay writable.
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0 && errno != ENOSYS) r = -1;
+  }
   if (r == 0 && propagation) r = mount(nullptr, where, nullptr, propagation, nullptr);
   e = errno;
   if (tfd >= 0) close(tfd);
@@ -278,6 +288,14 @@ int do_pivot_root(const char *new_root) {
 }
 
 int do_mask_path(const char *path) {
+  // Only the real null device may cover a file: a /dev/null swapped for
+  // something else would expose it instead of hiding.
+  struct stat null_st;
+  if (stat("/dev/null", &null_st) < 0) return -1;
+  if (!S_ISCHR(null_st.st_mode) || null_st.st_rdev != makedev(1, 3)) {
+    errno = ENOTTY;
+    return -1;
+  }
   if (mount("/dev/null", path, nullptr, MS_BIND, nullptr) == 0) return 0;
   if (errno == ENOENT) return 0;
   if (errno != ENOTDIR) return -1;

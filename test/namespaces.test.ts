@@ -232,3 +232,20 @@ t.test('linux.devices adds device nodes; rootfsPropagation sets the root\'s prop
   const shared = runIn(sh(rootMountLine), { root, edit: (s) => (s.linux!.rootfsPropagation = 'rshared') });
   t.match(shared.stdout, / shared:\d+ /, 'rshared: a peer group of its own');
 });
+
+t.test('an rbind mounted ro is read-only all the way down, submounts too', { skip: needsRoot }, async (t) => {
+  const { native } = await import('../src/native');
+  const host = fs.mkdtempSync(path.join(TEST_BASE, 'rro-'));
+  fs.mkdirSync(path.join(host, 'sub'));
+  native().mount('tmpfs', path.join(host, 'sub'), 'tmpfs', 0, 'size=1m');
+  t.teardown(() => {
+    native().umount2(path.join(host, 'sub'), 2);
+    fs.rmSync(host, { recursive: true, force: true });
+  });
+  const r = runIn(sh('touch /data/top || echo top-ro; touch /data/sub/x || echo sub-ro'), {
+    root,
+    edit: (s) => s.mounts!.push({ destination: '/data', type: 'bind', source: host, options: ['rbind', 'ro'] }),
+  });
+  t.same(lines(r.stdout), ['top-ro', 'sub-ro']);
+  t.notOk(fs.existsSync(path.join(host, 'sub', 'x')));
+});
