@@ -21,3 +21,4 @@ export { ImageStore } from './image/store';
 export { loadImages } from './image/load';
 export { saveImages } from './image/save';
 export { importRootfs } from './image/import';
+export { execInContainer, type ExecOptions } from './container/exec';

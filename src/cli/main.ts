@@ -7,6 +7,7 @@ import * as del from './delete';
 import * as image from './image';
 import * as images from './images';
 import * as events from './events';
+import * as exec from './exec';
 import * as load from './load';
 import * as pause from './pause';
 import * as stats from './stats';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list, pause, update, stats, events]) verb.register(program);
+  for (const verb of [run, exec, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list, pause, update, stats, events]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -301,3 +301,40 @@ function credentialSteps(spec: Spec, host: HostFacts): PlanStep[] {
 export function describeClone(plan: Plan): string[] {
   return NAMESPACES.filter((k) => plan.cloneFlags & k.flag).map((k) => `new ${k.type} namespace: isolates ${k.isolates} (${k.manPage})`);
 }
+
+/** A namespace of a running container to enter, as /proc/PID/ns/NAME. */
+export interface JoinNamespace {
+  type: string;
+  path: string;
+}
+
+/**
+ * The plan of `exec`: enter the container's namespaces (its user namespace
+ * first, its mount namespace last, since that one changes the root), fork
+ * into its PID namespace, then take the process's credentials and exec.
+ * The runtime places the new process in the container's cgroups at GO.
+ */
+export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number } = {}): Plan {
+  const steps: PlanStep[] = [];
+  const rank = (t: string) => (t === 'user' ? 0 : t === 'mount' ? 2 : 1);
+  for (const ns of [...join].sort((a, b) => rank(a.type) - rank(b.type))) {
+    const kind = namespaceKind(ns.type)!;
+    steps.push(step(Op.SETNS, `setns ${ns.path} (${kind.type})`, `enter the container's ${kind.type} namespace: ${kind.isolates} as the container sees them (setns(2))`, { s: [ns.path], n: [kind.flag] }));
+  }
+  steps.push(step(Op.FORK, 'clone(CLONE_PARENT): the exec\'d process', 'setns into a PID namespace applies to children only: the new process is the first inside it', { n: [0] }));
+  if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'the process must not outlive the exec that waits for it', { n: [opts.parentDeathSignal] }));
+  steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first'));
+  for (const rl of process.rlimits ?? []) {
+    steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'the container\'s resource limits (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
+  }
+  const spec = { ociVersion: '1.0.2', process } as Spec;
+  steps.push(...credentialSteps(spec, host));
+  if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal}) again`, 'changing uid or gid cleared it (prctl(2))', { n: [opts.parentDeathSignal] }));
+  const env = process.env ?? [];
+  const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
+  steps.push(step(Op.LOOKUP_EXEC, `find "${process.args[0]}" in PATH`, 'a missing command is reported with exit code 127', { s: [process.args[0], pathVar] }));
+  steps.push(step(Op.READY, 'handshake: report ready', 'the process is in place'));
+  steps.push(step(Op.WAIT_START, 'wait for start', 'the runtime sends start on the sync socket', { n: [-1] }));
+  steps.push(step(Op.EXEC, `execve ${JSON.stringify(process.args)}`, 'run the command inside the container (execve(2))', { argv: [...process.args], envp: [...env] }));
+  return { cloneFlags: 0, twoStage: true, newUserNamespace: false, uidMap: '', gidMap: '', trace: !!opts.trace, steps };
+}

@@ -1,0 +1,39 @@
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { execInContainer } from '../container/exec';
+import { TsrunError } from '../errors';
+import type { Process } from '../spec/types';
+import { globals, traceSink } from './common';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function register(program: Command) {
+  program
+    .command('exec')
+    .description('run a command in a running container: its namespaces, cgroups, capabilities and environment')
+    .argument('<id>', 'container id')
+    .argument('[command...]', 'command and arguments')
+    .option('-e, --env <NAME=value>', 'set an environment variable', collect)
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('--cwd <dir>', 'the same as --workdir (runc)')
+    .option('-u, --user <user[:group]>', 'user to run as (name or uid)')
+    .option('-d, --detach', 'do not wait for the command')
+    .option('-i, --interactive', 'keep stdin attached (it always is)')
+    .option('-t, --tty', 'allocate a terminal (not yet supported)')
+    .option('-p, --process <file>', 'a runtime-spec process as JSON (runc exec --process)')
+    .option('--pid-file <file>', 'write the new process id here')
+    .passThroughOptions()
+    .action(async (id: string, command: string[], opts: { env?: string[]; workdir?: string; cwd?: string; user?: string; detach?: boolean; tty?: boolean; process?: string; pidFile?: string }, cmd: Command) => {
+      if (opts.tty) throw new TsrunError('exec -t (a terminal) is not supported yet');
+      let proc: Process | undefined;
+      if (opts.process) {
+        try {
+          proc = JSON.parse(fs.readFileSync(opts.process, 'utf8')) as Process;
+        } catch (e) {
+          throw new TsrunError(`exec --process ${opts.process}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      } else if (!command.length) throw new TsrunError('exec: give a command to run');
+      const g = globals(cmd);
+      process.exitCode = await execInContainer({ id, root: g.root, args: command, process: proc, env: opts.env, cwd: opts.workdir ?? opts.cwd, user: opts.user, detach: opts.detach, trace: traceSink(g), forwardSignals: true, pidFile: opts.pidFile });
+    });
+}

@@ -1,0 +1,132 @@
+// exec: a new process inside a running container: its namespaces, its
+// cgroups, its capabilities, no_new_privs and environment.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { CgroupPlacement } from '../cgroup/placement';
+import { TsrunError } from '../errors';
+import { compileExecPlan, type JoinNamespace } from '../plan/compile';
+import { readHostFacts } from '../plan/host-facts';
+import { launch } from '../plan/launch';
+import { NAMESPACES } from '../ns/namespaces';
+import { parseSpec } from '../spec/validate';
+import type { Process } from '../spec/types';
+import { exitCodeOf, FORWARDED_SIGNALS } from './run';
+import { Store, statusOf } from './store';
+import { mergeEnv } from '../image/runtime-config';
+import { resolveUser } from '../image/user';
+
+export interface ExecOptions {
+  id: string;
+  root?: string;
+  /** The command and arguments. */
+  args?: string[];
+  /** A whole runtime-spec process (runc exec --process); args etc. below override it. */
+  process?: Process;
+  env?: string[];
+  cwd?: string;
+  /** uid[:gid] or a name from the container's /etc/passwd. */
+  user?: string;
+  /** Return once the process runs, without waiting for it. */
+  detach?: boolean;
+  trace?: (line: string) => void;
+  forwardSignals?: boolean;
+  pidFile?: string;
+}
+
+/** The namespaces of pid that differ from ours: joining one's own user namespace is refused. */
+export function namespacesOf(pid: number): JoinNamespace[] {
+  const out: JoinNamespace[] = [];
+  for (const kind of NAMESPACES) {
+    if (kind.type === 'time') continue;
+    const theirs = `/proc/${pid}/ns/${kind.procName}`;
+    try {
+      if (fs.statSync(theirs).ino !== fs.statSync(`/proc/self/ns/${kind.procName}`).ino) out.push({ type: kind.type, path: theirs });
+    } catch {
+      /* the kernel lacks this namespace type */
+    }
+  }
+  return out;
+}
+
+/** -u NAME[:GROUP] resolved in the container's own /etc/passwd and /etc/group. */
+function userInContainer(pid: number, spec: string, umask?: number): Process['user'] {
+  const read = (file: string) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/root${file}`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const u = resolveUser(spec, read('/etc/passwd'), read('/etc/group'));
+  return { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids, umask };
+}
+
+export async function execInContainer(opts: ExecOptions): Promise<number> {
+  const store = new Store(opts.root);
+  const rec = store.read(opts.id);
+  const status = statusOf(store, rec);
+  if (status !== 'running') throw new TsrunError(`cannot exec in container "${opts.id}": it is ${status}`);
+  let base: Process;
+  try {
+    base = parseSpec(fs.readFileSync(path.join(rec.bundle, 'config.json'), 'utf8')).process!;
+  } catch (e) {
+    throw e instanceof TsrunError ? e : new TsrunError(`exec: read the container's config: ${(e as Error).message}`);
+  }
+  const proc: Process = structuredClone(opts.process ?? base);
+  if (!opts.process) {
+    // The container's own capabilities, no_new_privs, rlimits and environment.
+    proc.args = opts.args ?? [];
+    proc.terminal = false;
+  } else if (opts.args?.length) proc.args = opts.args;
+  if (!proc.args?.length) throw new TsrunError('exec: no command given');
+  proc.env = mergeEnv(proc.env ?? [], opts.env ?? []);
+  if (opts.cwd) proc.cwd = opts.cwd;
+  if (opts.user) proc.user = userInContainer(rec.pid, opts.user, proc.user.umask);
+  const join = namespacesOf(rec.pid);
+  const plan = compileExecPlan(proc, join, readHostFacts(), { trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9 });
+  const cgroup: CgroupPlacement | undefined = rec.cgroup;
+  const launched = await launch(plan, {
+    trace: opts.trace,
+    place: (pid) => {
+      if (!cgroup) return;
+      opts.trace?.(`        handshake: runtime places pid ${pid} in the container's cgroups`);
+      // Into the existing leaf directories: nothing is created.
+      for (const dir of cgroup.dirs) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+    },
+  });
+  if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(launched.pid));
+  const exited = opts.detach ? undefined : launched.exited();
+  const handlers: [NodeJS.Signals, () => void][] = [];
+  if (opts.forwardSignals && !opts.detach) {
+    for (const sig of FORWARDED_SIGNALS) {
+      const h = () => {
+        try {
+          launched.signal(os.constants.signals[sig]);
+        } catch {
+          /* exited */
+        }
+      };
+      process.on(sig, h);
+      handlers.push([sig, h]);
+    }
+  }
+  try {
+    await launched.start();
+    if (!exited) {
+      launched.closePidfd();
+      return 0;
+    }
+    const code = exitCodeOf(await exited);
+    launched.closePidfd();
+    return code;
+  } catch (e) {
+    if (exited) {
+      await exited;
+      launched.closePidfd();
+    }
+    throw e;
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
