@@ -80,12 +80,35 @@ t.test('events reports an OOM kill inside a container that goes on', { skip: nee
   const ev = spawn(process.execPath, [CLI, '--root', root, 'events', name]);
   let out = '';
   ev.stdout.on('data', (d) => (out += d));
-  await sleep(3000);
+  // Time for the watcher to start: a few of tsrun's own start-ups (slow under emulation).
+  const t0 = Date.now();
+  tsrun(['--version']);
+  await sleep(Math.max(3000, 4 * (Date.now() - t0)));
   fs.writeFileSync(go, '');
   t.equal(await exited(c), 3, 'pid 1 survived the OOM kill of its child');
   await exited(ev);
   const events = out.trim().split('\n').map((l) => JSON.parse(l));
   t.match(events, [{ type: 'oom', id: name, count: 1 }, { type: 'exit', id: name }]);
+});
+
+t.test('state reports a container whose process the OOM killer ended', { skip: needsRoot }, async (t) => {
+  const bundle = path.join(TEST_BASE, `oomstate-${process.pid}`);
+  execFileSync(path.join(PROJECT, 'scripts', 'busybox-bundle.sh'), [bundle, 'sh', '-c', '(x=a; while :; do x="$x$x"; done); sleep 1000'], { stdio: 'ignore' });
+  t.teardown(() => fs.rmSync(bundle, { recursive: true, force: true }));
+  const cfg = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  cfg.linux.resources = { ...cfg.linux.resources, memory: { limit: 24 * 1024 * 1024 } };
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(cfg));
+  const id = uniqueId('oomstate');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  t.notOk(JSON.parse(tsrun(['state', id], { root }).stdout).oomKilled, 'not before');
+  t.equal(tsrun(['start', id], { root }).status, 0);
+  let state = { oomKilled: false };
+  for (let i = 0; i < 200 && !state.oomKilled; i++) {
+    await sleep(25);
+    state = JSON.parse(tsrun(['state', id], { root }).stdout);
+  }
+  t.match(state, { status: 'running', oomKilled: true });
+  t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
 });
 
 t.test('delete --force kills everything in the cgroup, even without a PID namespace', { skip: needsRoot }, async (t) => {

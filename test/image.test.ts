@@ -115,6 +115,32 @@ t.test('save then load round-trips to the same digests; skopeo archives load and
   fs.rmSync(other, { recursive: true, force: true });
 });
 
+t.test('--network host shares the host\'s network; labels and stop signal are kept', { skip: noAlpine }, async (t) => {
+  const r = ts(['run', '--rm', '--network', 'host', 'alpine:3.20.3', 'sh', '-c', 'ip -o link | wc -l; hostname']);
+  t.equal(r.status, 0, r.stderr);
+  const [links, hostname] = r.stdout.trim().split('\n');
+  t.equal(Number(links), execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).trim().split('\n').length, 'every host device');
+  t.equal(hostname, execFileSync('hostname', { encoding: 'utf8' }).trim());
+  t.equal(ts(['import', ALPINE, 'labelled:1', '--change', 'LABEL team=core tier="back end"', '--change', 'STOPSIGNAL SIGQUIT', '--change', 'EXPOSE 80', '--change', 'VOLUME /data']).status, 0);
+  t.equal(ts(['run', '--name', 'labelled1', 'labelled:1', 'true']).status, 0);
+  const cfg = JSON.parse(fs.readFileSync(path.join(storage, 'containers', 'labelled1', 'config.json'), 'utf8'));
+  t.match(cfg.annotations, { 'org.opencontainers.image.stopSignal': 'SIGQUIT', 'tsrun.label.team': 'core', 'tsrun.label.tier': 'back end', 'tsrun.image.exposedPorts': '80/tcp', 'tsrun.image.volumes': '/data' });
+  t.equal(ts(['rm', 'labelled1']).status, 0);
+});
+
+t.test('progress on a terminal, silence on a pipe', { skip: noAlpine || (!have('script') && 'script (util-linux) is not installed') }, async (t) => {
+  const fresh = path.join(storage, 'progress-store');
+  const archive = path.join(storage, 'progress.tar');
+  t.equal(ts(['save', '-o', archive, 'alpine:3.20.3']).status, 0);
+  const onTty = (cmd: string) => execFileSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8' });
+  const base = `${process.execPath} ${CLI} --root ${root} --storage ${fresh}`;
+  t.match(onTty(`${base} load -i ${archive}`), /loading progress\.tar: [\d.]+\/[\d.]+ MB, [\d.]+ MB\/s/, 'load shows bytes and rate');
+  t.match(onTty(`${base} run --rm alpine:3.20.3 true`), /unpacking layer 1\/1 [a-f0-9]{12}: [\d.]+\/[\d.]+ MB, [\d.]+ MB\/s/, 'unpacking shows the layer, bytes and rate');
+  const piped = tsrun(['--storage', fresh, 'load', '-i', archive], { root });
+  t.equal(piped.stderr, '', 'piped: quiet');
+  fs.rmSync(fresh, { recursive: true, force: true });
+});
+
 t.test('a zstd layer unpacks and runs', { skip: noAlpine || (!have('zstd') && 'zstd is not installed') }, async (t) => {
   const zst = path.join(storage, 'alpine.tar.zst');
   execFileSync('sh', ['-c', `gzip -dc ${ALPINE} | zstd -q -o ${zst}`]);

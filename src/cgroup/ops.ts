@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors';
 import type { CgroupHierarchy } from '../plan/compile';
-import { applyWrites, cgroupPids, hostHierarchies, oomKills, planWrites, type CgroupPlacement } from './placement';
+import { applyWrites, cgroupPids, enableControllers, hostHierarchies, oomKills, planWrites, type CgroupPlacement } from './placement';
 import type { Resources } from './resources';
 
 interface Located {
@@ -78,7 +78,10 @@ export function isFrozen(placement: CgroupPlacement): boolean {
 /** Changes limits of a running container, as `runc update` does. */
 export function update(placement: CgroupPlacement, resources: Resources) {
   const writes = planWrites(resources, hostHierarchies());
-  for (const l of located(placement)) applyWrites(l.dir, writes.get(l.hierarchy.mountPoint) ?? []);
+  for (const l of located(placement)) {
+    if (l.hierarchy.fstype === 'cgroup2') enableControllers(l.hierarchy.mountPoint, l.dir);
+    applyWrites(l.dir, writes.get(l.hierarchy.mountPoint) ?? []);
+  }
 }
 
 export interface Stats {

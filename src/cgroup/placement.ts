@@ -46,7 +46,7 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
       for (let attempt = 0; ; attempt++) {
         try {
           const made = placement.created.length;
-          if (h.fstype === 'cgroup2') enableControllers(h.mountPoint, dir, writes.get(h.mountPoint) ?? []);
+          if (h.fstype === 'cgroup2') enableControllers(h.mountPoint, dir);
           mkdirCgroup(h, dir, placement.created);
           // An existing cgroup with processes belongs to someone else: killing
           // "everything in the container's cgroup" later would kill them too.
@@ -110,10 +110,12 @@ export function planWrites(r: Resources, hierarchies: CgroupHierarchy[], offered
   return out;
 }
 
-/** v2: each level from the root down enables the controllers the leaf's writes need. */
-function enableControllers(mountPoint: string, leaf: string, writes: CgroupWrite[]) {
-  const needed = [...new Set(writes.map((w) => w.controller))];
-  if (!needed.length) return;
+/**
+ * v2: each level from the root down enables every controller it offers in
+ * cgroup.subtree_control, as runc and systemd do, so the leaf has the files
+ * for limits set now, for `update` later, and for `stats`.
+ */
+export function enableControllers(mountPoint: string, leaf: string) {
   const levels = path.relative(mountPoint, path.dirname(leaf)).split('/').filter(Boolean);
   let dir = mountPoint;
   for (let i = 0; i <= levels.length; i++) {
@@ -125,8 +127,9 @@ function enableControllers(mountPoint: string, leaf: string, writes: CgroupWrite
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
     }
+    const offered = fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8').split(/\s+/).filter(Boolean);
     const enabled = fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
-    const want = needed.filter((c) => !enabled.includes(c));
+    const want = offered.filter((c) => !enabled.includes(c));
     if (want.length) fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), want.map((c) => `+${c}`).join(' '));
   }
 }

@@ -154,7 +154,17 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     };
     const spec = specFromImage(img.config, user, settings);
     spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
-    spec.annotations = { 'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id, 'tsrun.image.id': img.record.id };
+    const cfg = img.config.config ?? {};
+    // What the image says that the runtime config has no field for is kept as annotations:
+    // the stop signal for `stop`, labels, exposed ports and volumes for `inspect`.
+    spec.annotations = {
+      'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id,
+      'tsrun.image.id': img.record.id,
+      ...(cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': cfg.StopSignal } : {}),
+      ...(cfg.ExposedPorts ? { 'tsrun.image.exposedPorts': Object.keys(cfg.ExposedPorts).join(',') } : {}),
+      ...(cfg.Volumes ? { 'tsrun.image.volumes': Object.keys(cfg.Volumes).join(',') } : {}),
+      ...Object.fromEntries(Object.entries(cfg.Labels ?? {}).map(([k, v]) => [`tsrun.label.${k}`, v])),
+    };
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
     return await runContainer({
       id,

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TsrunError } from '../errors';
 import { isFrozen } from '../cgroup/ops';
-import type { CgroupPlacement } from '../cgroup/placement';
+import { oomKills, type CgroupPlacement } from '../cgroup/placement';
 import { LOCK_EX, native } from '../native';
 
 export const DEFAULT_ROOT = '/run/tsrun';
@@ -41,6 +41,8 @@ export interface OciState {
   pid?: number;
   bundle: string;
   annotations?: Record<string, string>;
+  /** Beyond the spec: the OOM killer ended a process of the container. */
+  oomKilled?: boolean;
 }
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,253}$/;
@@ -169,5 +171,6 @@ export function ociState(store: Store, rec: ContainerRecord): OciState {
   const state: OciState = { ociVersion: rec.ociVersion, id: rec.id, status, bundle: rec.bundle };
   if (status === 'created' || status === 'running' || status === 'paused') state.pid = rec.pid;
   if (Object.keys(rec.annotations).length) state.annotations = rec.annotations;
+  if (rec.cgroup && oomKills(rec.cgroup) > 0) state.oomKilled = true;
   return state;
 }

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import * as tar from 'tar-stream';
 import { TsrunError } from '../errors';
 import { digestFile, sha256, type Digest } from './digest';
+import { progress } from './progress';
 import { parseReference, formatReference } from './reference';
 import type { ImageRecord, ImageStore } from './store';
 import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
@@ -32,8 +33,13 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
   const links = new Map<string, string>();
   const extract = tar.extract();
   let n = 0;
+  const bar = progress();
+  const total = fs.statSync(file).size;
+  let read = 0;
+  const source = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  source.on('data', (c) => bar.update(`loading ${path.basename(file)}`, (read += c.length), total));
   try {
-    const flow = pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), decompressor(detectCompression(readHead(file))), extract);
+    const flow = pipeline(source, decompressor(detectCompression(readHead(file))), extract);
     const consume = (async () => {
       for await (const entry of extract) {
         const h = entry.header;
@@ -58,6 +64,8 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw new TsrunError(`load ${file}: not a readable image archive: ${(e as Error).message}`);
+  } finally {
+    bar.done();
   }
   for (const [name, target] of links) {
     const f = files.get(target);
