@@ -122,7 +122,8 @@ for (const [name, xs] of runs) console.log(`  ${name.padEnd(32)} ${median(xs).to
 if (have('podman')) {
   console.log(`\ntsrun run --rm IMG true vs podman run --rm IMG true (busybox image, --network none), ${RUNS} interleaved runs`);
   const proot = path.join(work, 'podman');
-  const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // runc: podman's default crun refuses hybrid cgroup hosts like these.
+  const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   podman(['load', '-i', bbLayout]);
   const pargs = ['run', '--rm', '--network', 'none', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768', 'docker.io/library/small:latest', 'true'];
   podman(pargs);

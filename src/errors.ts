@@ -1,6 +1,6 @@
 // Errors that reach the user: one line saying what was done, to what, and
 // why, and the exit code the CLI returns for it (DESIGN section 6).
-import os from 'node:os';
+import os = require('node:os');
 
 /** tsrun itself failed (docker's convention). */
 export const EXIT_RUNTIME = 125;

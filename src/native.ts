@@ -1,6 +1,6 @@
 // The native addon (native/): the one fork point and the host primitives
 // Node lacks. Typed here once; nothing else loads the .node file.
-import path from 'node:path';
+import path = require('node:path');
 
 export interface NativeStep {
   op: number;

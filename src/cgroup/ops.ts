@@ -1,8 +1,8 @@
 // What runs against a live container's cgroups: freezing and thawing,
 // changing limits, reading usage, and noticing OOM kills. Each operation
 // picks the v1 file where a v1 hierarchy holds the controller, else the v2 one.
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { CgroupHierarchy } from '../plan/compile';
 import { applyWrites, cgroupPids, enableControllers, hostHierarchies, oomKills, planWrites, type CgroupPlacement } from './placement';

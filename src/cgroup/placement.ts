@@ -3,8 +3,8 @@
 // v1 hosts have a hierarchy per controller; v2 hosts one unified tree;
 // hybrid hosts (v1 controllers plus a cgroup2 mount at /sys/fs/cgroup/unified)
 // get both kinds of directory.
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { CgroupHierarchy } from '../plan/compile';
 import { v1Writes, v2Writes, type CgroupWrite, type Resources } from './resources';
@@ -45,8 +45,8 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
       // Other containers create and remove the shared parent concurrently: retry a lost race.
       for (let attempt = 0; ; attempt++) {
         try {
+          if (h.fstype === 'cgroup2') enableControllers(h.mountPoint, dir, placement.created);
           const made = placement.created.length;
-          if (h.fstype === 'cgroup2') enableControllers(h.mountPoint, dir);
           mkdirCgroup(h, dir, placement.created);
           // An existing cgroup with processes belongs to someone else: killing
           // "everything in the container's cgroup" later would kill them too.
@@ -115,7 +115,7 @@ export function planWrites(r: Resources, hierarchies: CgroupHierarchy[], offered
  * cgroup.subtree_control, as runc and systemd do, so the leaf has the files
  * for limits set now, for `update` later, and for `stats`.
  */
-export function enableControllers(mountPoint: string, leaf: string) {
+export function enableControllers(mountPoint: string, leaf: string, created?: string[]) {
   const levels = path.relative(mountPoint, path.dirname(leaf)).split('/').filter(Boolean);
   let dir = mountPoint;
   for (let i = 0; i <= levels.length; i++) {
@@ -123,6 +123,7 @@ export function enableControllers(mountPoint: string, leaf: string) {
       dir = path.join(dir, levels[i - 1]);
       try {
         fs.mkdirSync(dir);
+        created?.push(dir);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }

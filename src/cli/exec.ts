@@ -1,4 +1,4 @@
-import fs from 'node:fs';
+import fs = require('node:fs');
 import type { Command } from 'commander';
 import { execInContainer } from '../container/exec';
 import { TsrunError } from '../errors';

@@ -1,6 +1,6 @@
 // rmi, image inspect and image prune: the image store's upkeep.
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Command } from 'commander';
 import { TsrunError } from '../errors';
 import { ImageStore } from '../image/store';

@@ -1,5 +1,5 @@
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Command } from 'commander';
 import { TsrunError } from '../errors';
 import { defaultSpec } from '../spec/default';

@@ -1,8 +1,8 @@
 // create: bundle in, a container process waiting to exec out (runtime-spec
 // "create"). Nothing is left behind when it fails.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { cgroupPathFor, DEFAULT_DEVICE_RULES, hostHierarchies, killCgroups, placeInCgroups, planWrites, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
 import { compilePlan, type HostFacts, type OverlayMount } from '../plan/compile';

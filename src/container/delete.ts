@@ -1,7 +1,7 @@
 // delete: remove a stopped container's state; --force kills it first
 // (runtime-spec "delete").
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { hostHierarchies, killCgroups, removeCgroups, type CgroupPlacement } from '../cgroup/placement';
 import { TsrunError } from '../errors';
 import { signalProcess, waitForExit } from './kill';

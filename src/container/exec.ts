@@ -1,8 +1,8 @@
 // exec: a new process inside a running container: its namespaces, its
 // cgroups, its capabilities, no_new_privs and environment.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import type { CgroupPlacement } from '../cgroup/placement';
 import { TsrunError } from '../errors';
 import { compileExecPlan, type JoinNamespace } from '../plan/compile';

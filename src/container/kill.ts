@@ -1,5 +1,5 @@
 // kill: send a signal to the container process (runtime-spec "kill").
-import fs from 'node:fs';
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { Store, processStartTime, statusOf } from './store';

@@ -1,10 +1,10 @@
 // run IMAGE [CMD...]: the image's layers (unpacked once, shared) under an
 // overlay, a config.json made from the image and Docker's flags, then the
 // same create/start/wait/delete path as any OCI bundle.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import { progress } from '../image/progress';
 import { parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';

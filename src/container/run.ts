@@ -1,6 +1,6 @@
 // run: create, start, wait and delete in the foreground, as `runc run`:
 // stdio passed through, signals forwarded, the exit status returned.
-import os from 'node:os';
+import os = require('node:os');
 import type { ExitStatus } from '../native';
 import { createContainer, type CreateOptions } from './create';
 import { deleteContainer } from './delete';

@@ -1,5 +1,5 @@
 // start: let a created container exec its command (runtime-spec "start").
-import fs from 'node:fs';
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { Store, statusOf } from './store';
 

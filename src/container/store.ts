@@ -1,7 +1,7 @@
 // Container state on disk: one directory per container under the root
 // (default /run/tsrun), its record written atomically (temp file + rename).
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import { isFrozen } from '../cgroup/ops';
 import { oomKills, type CgroupPlacement } from '../cgroup/placement';

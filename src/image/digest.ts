@@ -1,6 +1,6 @@
 // sha256 digests as OCI writes them ("sha256:<hex>").
-import crypto from 'node:crypto';
-import fs from 'node:fs';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 
 export type Digest = `sha256:${string}`;

@@ -1,12 +1,12 @@
 // import: a root filesystem tarball becomes a one-layer image, with
 // Dockerfile-style --change instructions for its config.
-import fs from 'node:fs';
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { digestFile, type Digest } from './digest';
 import type { ImageStore, ImageRecord } from './store';
 import { MEDIA, type ImageConfig, type Manifest } from './types';
 import { decompressor, detectCompression, readHead } from './unpack';
-import crypto from 'node:crypto';
+import crypto = require('node:crypto');
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 

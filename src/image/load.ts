@@ -1,10 +1,10 @@
 // load: images from an oci-archive, a docker-archive (`docker save`,
 // `podman save`), or an OCI image layout directory, into the store. Every
 // blob is checked against its digest before it is kept.
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
+import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import { digestFile, sha256, type Digest } from './digest';
 import { progress } from './progress';
@@ -12,6 +12,10 @@ import { parseReference, formatReference } from './reference';
 import type { ImageRecord, ImageStore } from './store';
 import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
 import { cleanEntryName, decompressor, detectCompression, readHead } from './unpack';
+
+// Loaded on first use: most commands never read a tar, and start-up is paid by every command.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const tarStream = () => require('tar-stream') as typeof TarStream;
 
 /** An image loaded, and the names this load gave it. */
 export interface Loaded {
@@ -31,7 +35,7 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
   fs.mkdirSync(dir, { mode: 0o700 });
   const files = new Map<string, string>();
   const links = new Map<string, string>();
-  const extract = tar.extract();
+  const extract = tarStream().extract();
   let n = 0;
   const bar = progress();
   const total = fs.statSync(file).size;

@@ -1,7 +1,7 @@
 // An image's config and Docker-style run options into a runtime-spec
 // config.json, with Docker's default security (its 14 capabilities, its
 // masked and read-only paths, only the default devices).
-import path from 'node:path';
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { Mount, Spec } from '../spec/types';
 import type { ImageConfig } from './types';

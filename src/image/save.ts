@@ -1,11 +1,15 @@
 // save: images from the store as one oci-archive (an OCI image layout in a
 // tar), which `load` and other tools (skopeo, podman) read back unchanged.
-import fs from 'node:fs';
+import fs = require('node:fs');
 import { pipeline } from 'node:stream/promises';
-import * as tar from 'tar-stream';
+import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import type { ImageStore } from './store';
 import { MEDIA, type Descriptor, type Index, type Manifest } from './types';
+
+// Loaded on first use: most commands never read a tar, and start-up is paid by every command.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const tarStream = () => require('tar-stream') as typeof TarStream;
 
 export async function saveImages(store: ImageStore, names: string[], output: string): Promise<void> {
   const index: Index = { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [] };
@@ -21,7 +25,7 @@ export async function saveImages(store: ImageStore, names: string[], output: str
     index.manifests.push(desc);
     for (const d of [img.record.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) blobs.add(d);
   }
-  const pack = tar.pack();
+  const pack = tarStream().pack();
   const tmp = `${output}.tmp-${process.pid}`;
   const written = pipeline(pack, fs.createWriteStream(tmp));
   const add = (name: string, data: Buffer | string) =>

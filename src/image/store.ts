@@ -6,9 +6,9 @@
 //   layers/<hex>/link           its short name; l/<short> -> ../layers/<hex>/diff
 //   images.json                 image records, changed only under the lock
 //   tmp/                        half-done work, renamed into place when complete
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import { LOCK_EX, LOCK_UN, native } from '../native';
 import { digestHex, sha256, type Digest } from './digest';

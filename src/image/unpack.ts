@@ -5,17 +5,20 @@
 // made by an earlier entry of the same tarball: the unpacker keeps a map of
 // what it made and refuses to write through a symlink it made, or to
 // hardlink to anything outside that map. Whiteouts become overlay whiteouts.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import crypto = require('node:crypto');
+import fs = require('node:fs');
+import path = require('node:path');
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
-import * as tar from 'tar-stream';
+import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { S_IFCHR, S_IFBLK } from '../rootfs/devices';
 import type { Digest } from './digest';
+
+// Loaded on first use: most commands never read a tar, and start-up is paid by every command.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const tarStream = () => require('tar-stream') as typeof TarStream;
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -95,7 +98,8 @@ function zstdDecompressor(): Transform {
 }
 
 export function decompressor(c: Compression): Transform {
-  if (c === 'gzip') return zlib.createGunzip({ chunkSize: 256 * 1024 });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (c === 'gzip') return (require('node:zlib') as typeof import('node:zlib')).createGunzip({ chunkSize: 256 * 1024 });
   if (c === 'zstd') return zstdDecompressor();
   return new PassThrough();
 }
@@ -114,7 +118,7 @@ export function cleanEntryName(raw: string): string | null {
 
 class LayerWriter {
   private readonly known = new Map<string, Kind>([['', 'dir']]);
-  private readonly dirMeta: { abs: string; header: tar.Header }[] = [];
+  private readonly dirMeta: { abs: string; header: TarStream.Header }[] = [];
   entries = 0;
 
   constructor(private readonly dest: string) {}
@@ -150,7 +154,7 @@ class LayerWriter {
     for (const k of [...this.known.keys()]) if (k === rel || k.startsWith(rel + '/')) this.known.delete(k);
   }
 
-  async entry(header: tar.Header, body: AsyncIterable<Buffer>) {
+  async entry(header: TarStream.Header, body: AsyncIterable<Buffer>) {
     this.entries++;
     const rel = cleanEntryName(header.name);
     if (rel === null) {
@@ -228,7 +232,7 @@ class LayerWriter {
     }
   }
 
-  private async whiteout(rel: string, parent: string, base: string, header: tar.Header, body: AsyncIterable<Buffer>) {
+  private async whiteout(rel: string, parent: string, base: string, header: TarStream.Header, body: AsyncIterable<Buffer>) {
     await drain(body);
     // The parent itself must be a directory of this layer, reached without symlinks.
     this.parents(parent ? `${parent}/x` : 'x', header.name);
@@ -253,7 +257,7 @@ class LayerWriter {
     void rel;
   }
 
-  private xattrs(abs: string, header: tar.Header) {
+  private xattrs(abs: string, header: TarStream.Header) {
     const pax = header.pax as Record<string, string> | null | undefined;
     if (!pax) return;
     for (const [key, value] of Object.entries(pax)) {
@@ -274,7 +278,7 @@ class LayerWriter {
   }
 }
 
-function mtimeOf(header: tar.Header): number {
+function mtimeOf(header: TarStream.Header): number {
   const pax = (header.pax as Record<string, string> | null | undefined)?.mtime;
   if (pax && /^\d+(\.\d+)?$/.test(pax)) return Number(pax);
   return header.mtime ? header.mtime.getTime() / 1000 : 0;
@@ -295,7 +299,7 @@ export async function unpackLayer(file: string, dest: string, opts: UnpackOption
   const writer = new LayerWriter(dest);
   const tapCompressed = new HashTap(opts.onProgress);
   const tapPlain = new HashTap();
-  const extract = tar.extract();
+  const extract = tarStream().extract();
   try {
     const flow = pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), tapCompressed, decompressor(compression), tapPlain, extract);
     const consume = (async () => {

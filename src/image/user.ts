@@ -1,7 +1,7 @@
 // Resolving an image's User ("name", "uid", "uid:gid", "name:group") in the
 // image's own /etc/passwd and /etc/group, read from its layers top-down.
-import fs from 'node:fs';
-import path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 
 export interface ResolvedUser {

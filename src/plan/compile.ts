@@ -1,6 +1,6 @@
 // config.json in, plan out. A pure function of the spec and a few host
 // facts, so it is tested without root; the native child only walks the result.
-import path from 'node:path';
+import path = require('node:path');
 import { ConfigError } from '../errors';
 import { CLONE_NEWCGROUP, CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
 import { capabilityMask } from '../process/capabilities';

@@ -1,5 +1,5 @@
 // The few facts about the host that the plan compiler needs, read once.
-import fs from 'node:fs';
+import fs = require('node:fs');
 import { hostLastCapability } from '../process/capabilities';
 import type { CgroupHierarchy, HostFacts } from './compile';
 

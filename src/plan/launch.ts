@@ -1,8 +1,8 @@
 // The parent's side of the handshake (DESIGN section 2), numbered as the
 // child's is: 1 clone, 2 maps and placement, 3 go, 4 ready, 5 start/exec.
-import fs from 'node:fs';
-import net from 'node:net';
-import util from 'node:util';
+import fs = require('node:fs');
+import type * as Net from 'node:net';
+import util = require('node:util');
 import { EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND, TsrunError, errnoName } from '../errors';
 import { native, type ExitStatus } from '../native';
 import { cloneFlagNames } from '../ns/namespaces';
@@ -25,13 +25,15 @@ interface Message {
 
 /** Fixed-size records over the sync socket, read without blocking Node. */
 class SyncChannel {
-  private readonly socket: net.Socket;
+  private readonly socket: Net.Socket;
   private buffered = Buffer.alloc(0);
   private queue: Message[] = [];
   private waiters: ((m: Message | null) => void)[] = [];
   private ended = false;
 
   constructor(fd: number) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const net = require('node:net') as typeof Net;
     this.socket = new net.Socket({ fd, readable: true, writable: true });
     this.socket.on('data', (chunk: Buffer) => {
       this.buffered = Buffer.concat([this.buffered, chunk]);

@@ -1,5 +1,5 @@
 // Linux capability names and numbers (capabilities(7)).
-import fs from 'node:fs';
+import fs = require('node:fs');
 
 export const CAPABILITIES: readonly string[] = [
   'CAP_CHOWN',

@@ -1,5 +1,5 @@
 // Signal names and numbers (signal(7)), accepted as TERM, SIGTERM or 15.
-import os from 'node:os';
+import os = require('node:os');
 import { TsrunError } from '../errors';
 
 const BY_NAME = os.constants.signals as Record<string, number>;
