@@ -20,7 +20,6 @@ t.test('v1: a file per setting, in its controller\'s hierarchy', async (t) => {
   t.same(
     v1Writes(full).map((w) => `${w.controller}/${w.file}=${w.value}`),
     [
-      'memory/memory.memsw.limit_in_bytes=67108864',
       'memory/memory.limit_in_bytes=33554432',
       'memory/memory.memsw.limit_in_bytes=67108864',
       'memory/memory.soft_limit_in_bytes=16777216',

@@ -58,6 +58,30 @@ t.test('--pids-limit 1 and --memory 4m still run echo hi', { skip: needsRoot }, 
   }
 });
 
+t.test('every resource flag reaches its cgroup file', { skip: needsRoot }, async (t) => {
+  // Each flag with the file it sets, as the container sees it (v1 name, v2 name, expected value on each).
+  const v1 = fs.existsSync('/sys/fs/cgroup/memory');
+  const checks: [string[], string, string, string][] = [
+    [['--memory', '64m'], 'memory/memory.limit_in_bytes', 'memory.max', String(64 << 20)],
+    [['--memory', '64m', '--memory-swap', '96m'], v1 ? 'memory/memory.memsw.limit_in_bytes' : '', 'memory.swap.max', v1 ? String(96 << 20) : String(32 << 20)],
+    [['--memory-reservation', '32m'], 'memory/memory.soft_limit_in_bytes', 'memory.low', String(32 << 20)],
+    [['--cpus', '1.5'], 'cpu/cpu.cfs_quota_us', 'cpu.max', v1 ? '150000' : '150000 100000'],
+    [['--cpu-shares', '512'], 'cpu/cpu.shares', 'cpu.weight', v1 ? '512' : '20'],
+    [['--cpuset-cpus', '0'], 'cpuset/cpuset.cpus', 'cpuset.cpus', '0'],
+    [['--cpuset-mems', '0'], 'cpuset/cpuset.mems', 'cpuset.mems', '0'],
+    [['--pids-limit', '33'], 'pids/pids.max', 'pids.max', '33'],
+    [['--blkio-weight', '300'], 'blkio/blkio.bfq.weight', 'io.weight', v1 ? '300' : 'default 2928'],
+  ];
+  for (const [flags, f1, f2, want] of checks) {
+    if (v1 && !f1) continue;
+    const file = v1 ? `/sys/fs/cgroup/${f1}` : `/sys/fs/cgroup/${f2}`;
+    if (flags[0] === '--blkio-weight' && v1 && !fs.existsSync('/sys/fs/cgroup/blkio/blkio.bfq.io_service_bytes') && !fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) continue;
+    const r = ts(['run', '--rm', ...flags, 'busybox', 'sh', '-c', `cat ${file} 2>/dev/null || cat ${file.replace('bfq.', '')}`]);
+    t.equal(r.status, 0, `${flags.join(' ')}: ${r.stderr}`);
+    t.equal(r.stdout.trim().split('\n')[0].replace(/^default /, v1 ? '' : 'default '), want, `${flags.join(' ')} sets ${v1 ? f1 : f2}`);
+  }
+});
+
 t.test('limits are in place before the command runs', { skip: needsRoot }, async (t) => {
   const r = ts(['run', '--rm', '--memory', '64m', '--pids-limit', '33', '--cpu-shares', '512', 'busybox', 'sh', '-c', `echo ${cg('memory/memory.limit_in_bytes', 'memory.max')} ${cg('pids/pids.max', 'pids.max')}`]);
   t.equal(r.status, 0, r.stderr);

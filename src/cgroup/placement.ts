@@ -135,10 +135,28 @@ export function enableControllers(mountPoint: string, leaf: string, created?: st
   }
 }
 
+/** Kernels whose block layer runs BFQ name the v1 weights blkio.bfq.*, as runc also handles. */
+function v1File(dir: string, file: string): string {
+  if ((file === 'blkio.weight' || file === 'blkio.weight_device') && !fs.existsSync(path.join(dir, file))) {
+    const bfq = file.replace('blkio.', 'blkio.bfq.');
+    if (fs.existsSync(path.join(dir, bfq))) return bfq;
+  }
+  return file;
+}
+
 export function applyWrites(dir: string, writes: CgroupWrite[]) {
-  for (const w of writes) {
+  const list = [...writes];
+  const limit = list.findIndex((w) => w.file === 'memory.limit_in_bytes');
+  const memsw = list.findIndex((w) => w.file === 'memory.memsw.limit_in_bytes');
+  if (limit >= 0 && memsw > limit) {
+    // v1 keeps memory.limit_in_bytes <= memory.memsw.limit_in_bytes at every
+    // step: raising both means memsw first, lowering both the limit first.
+    const current = Number(fs.readFileSync(path.join(dir, 'memory.memsw.limit_in_bytes'), 'utf8'));
+    if (Number(list[limit].value) > current) list.splice(limit, 0, list.splice(memsw, 1)[0]);
+  }
+  for (const w of list) {
     try {
-      fs.writeFileSync(path.join(dir, w.file), w.value);
+      fs.writeFileSync(path.join(dir, v1File(dir, w.file)), w.value);
     } catch (e) {
       throw new TsrunError(`set ${w.file} to ${w.value} in ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }

@@ -62,9 +62,8 @@ export function v1Writes(r: Resources): CgroupWrite[] {
   };
   const m = r.memory;
   if (m) {
-    // memsw must stay >= the limit: when both rise, memsw goes first; when both fall, the limit.
-    // Writing memsw both before and after the limit satisfies either order.
-    if (m.swap !== undefined && m.swap !== -1) add('memory', 'memory.memsw.limit_in_bytes', m.swap);
+    // memsw must stay >= the limit; applyWrites swaps the two when the limit
+    // would rise above the current memsw.
     add('memory', 'memory.limit_in_bytes', m.limit);
     if (m.swap !== undefined) add('memory', 'memory.memsw.limit_in_bytes', m.swap);
     add('memory', 'memory.soft_limit_in_bytes', m.reservation);
