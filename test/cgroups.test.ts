@@ -77,6 +77,10 @@ t.test('every resource flag reaches its cgroup file', { skip: needsRoot }, async
     const file = v1 ? `/sys/fs/cgroup/${f1}` : `/sys/fs/cgroup/${f2}`;
     if (flags[0] === '--blkio-weight' && v1 && !fs.existsSync('/sys/fs/cgroup/blkio/blkio.bfq.io_service_bytes') && !fs.existsSync('/sys/fs/cgroup/blkio/blkio.weight')) continue;
     const r = ts(['run', '--rm', ...flags, 'busybox', 'sh', '-c', `cat ${file} 2>/dev/null || cat ${file.replace('bfq.', '')}`]);
+    if (!v1 && flags[0] === '--blkio-weight' && r.status === 125 && /io\.weight/.test(r.stderr)) {
+      t.pass('this kernel has no io.weight (neither BFQ nor iocost): the flag is refused with the file named');
+      continue;
+    }
     t.equal(r.status, 0, `${flags.join(' ')}: ${r.stderr}`);
     t.equal(r.stdout.trim().split('\n')[0].replace(/^default /, v1 ? '' : 'default '), want, `${flags.join(' ')} sets ${v1 ? f1 : f2}`);
   }
