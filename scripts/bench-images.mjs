@@ -37,7 +37,12 @@ if (process.getuid() !== 0) {
 // Everything happens on a tmpfs: the root disk's file creation speed swings
 // with what was deleted just before.
 const work = fs.mkdtempSync('/dev/shm/tsrun-bench-img-');
-const cleanup = () => fs.rmSync(work, { recursive: true, force: true });
+const cleanup = () => {
+  // podman leaves its storage's overlay mount behind: detach whatever is mounted under work first.
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(work));
+  for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+  fs.rmSync(work, { recursive: true, force: true });
+};
 process.on('exit', cleanup);
 
 const layer = '/var/tmp/tsrun-bench-layer.tar.gz';
