@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { blkioToIoWeight } from '../src/cgroup/resources';
 import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 
 const root = stateRoot('cgroups');
@@ -70,7 +71,7 @@ t.test('every resource flag reaches its cgroup file', { skip: needsRoot }, async
     [['--cpuset-cpus', '0'], 'cpuset/cpuset.cpus', 'cpuset.cpus', '0'],
     [['--cpuset-mems', '0'], 'cpuset/cpuset.mems', 'cpuset.mems', '0'],
     [['--pids-limit', '33'], 'pids/pids.max', 'pids.max', '33'],
-    [['--blkio-weight', '300'], 'blkio/blkio.bfq.weight', 'io.weight', v1 ? '300' : 'default 2928'],
+    [['--blkio-weight', '300'], 'blkio/blkio.bfq.weight', 'io.weight', v1 ? '300' : `default ${blkioToIoWeight(300)}`],
   ];
   for (const [flags, f1, f2, want] of checks) {
     if (v1 && !f1) continue;
