@@ -1,7 +1,6 @@
 // exec: a new process inside a running container: its namespaces, its
 // cgroups, its capabilities, no_new_privs and environment.
 import fs = require('node:fs');
-import os = require('node:os');
 import path = require('node:path');
 import type { CgroupPlacement } from '../cgroup/placement';
 import { TsrunError } from '../errors';
@@ -11,7 +10,7 @@ import { launch } from '../plan/launch';
 import { NAMESPACES } from '../ns/namespaces';
 import { parseSpec } from '../spec/validate';
 import type { Process } from '../spec/types';
-import { exitCodeOf, FORWARDED_SIGNALS } from './run';
+import { exitCodeOf, forwardSignals } from './run';
 import { Store, statusOf } from './store';
 import { mergeEnv } from '../image/runtime-config';
 import { resolveUser } from '../image/user';
@@ -97,20 +96,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   });
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(launched.pid));
   const exited = opts.detach ? undefined : launched.exited();
-  const handlers: [NodeJS.Signals, () => void][] = [];
-  if (opts.forwardSignals && !opts.detach) {
-    for (const sig of FORWARDED_SIGNALS) {
-      const h = () => {
-        try {
-          launched.signal(os.constants.signals[sig]);
-        } catch {
-          /* exited */
-        }
-      };
-      process.on(sig, h);
-      handlers.push([sig, h]);
-    }
-  }
+  const stopForwarding = opts.forwardSignals && !opts.detach ? forwardSignals(launched) : () => {};
   try {
     await launched.start();
     if (!exited) {
@@ -127,6 +113,6 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     }
     throw e;
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    stopForwarding();
   }
 }

@@ -15,6 +15,24 @@ export function exitCodeOf(status: ExitStatus | null): number {
   return status.exitCode ?? 128 + (status.signal ?? 0);
 }
 
+/** Passes the runtime's own signals on to a process; returns the undo. */
+export function forwardSignals(target: { signal(sig: number): void }): () => void {
+  const handlers = FORWARDED_SIGNALS.map((sig) => {
+    const h = () => {
+      try {
+        target.signal(os.constants.signals[sig]);
+      } catch {
+        /* already exited */
+      }
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+}
+
 export interface RunOptions extends Omit<CreateOptions, 'foreground'> {
   /** Forward the runtime's own signals to the container (the CLI does). */
   forwardSignals?: boolean;
@@ -32,20 +50,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
   const created = await createContainer({ ...opts, foreground: true });
   const proc = created.process;
   const exited = proc.exited();
-  const handlers: [NodeJS.Signals, () => void][] = [];
-  if (opts.forwardSignals) {
-    for (const sig of FORWARDED_SIGNALS) {
-      const h = () => {
-        try {
-          proc.signal(os.constants.signals[sig]);
-        } catch {
-          /* already exited */
-        }
-      };
-      process.on(sig, h);
-      handlers.push([sig, h]);
-    }
-  }
+  const stopForwarding = opts.forwardSignals ? forwardSignals(proc) : () => {};
   try {
     await proc.start();
     const exitCode = exitCodeOf(await exited);
@@ -61,7 +66,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     await exited;
     throw e;
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    stopForwarding();
     proc.closePidfd();
     await deleteContainer(opts.id, { root: opts.root, force: true });
   }
