@@ -81,6 +81,24 @@ bool decode(const Napi::Env &env, const Napi::Object &js, DecodedPlan &d) {
   }
   d.plan.steps = d.steps.data();
   d.plan.nsteps = static_cast<int>(d.steps.size());
+  Napi::Value mv = js.Get("monitor");
+  if (mv.IsObject()) {
+    Napi::Object m = mv.As<Napi::Object>();
+    d.plan.monitor.path = keep_string(d, m.Get("path"));
+    d.plan.monitor.argv = keep_vector(d, m.Get("argv"));
+    d.plan.monitor.envp = keep_vector(d, m.Get("envp"));
+    Napi::Value fv = m.Get("fds");
+    if (!d.plan.monitor.path || !d.plan.monitor.argv || !d.plan.monitor.envp || !fv.IsArray() || fv.As<Napi::Array>().Length() > 8) {
+      Napi::TypeError::New(env, "spawn: monitor needs path, argv, envp and at most 8 fds").ThrowAsJavaScriptException();
+      return false;
+    }
+    Napi::Array a = fv.As<Napi::Array>();
+    std::vector<uint32_t> fds;
+    for (uint32_t k = 0; k < a.Length(); k++) fds.push_back(a.Get(k).As<Napi::Number>().Uint32Value());
+    d.ints.push_back(std::move(fds));
+    d.plan.monitor.fds = reinterpret_cast<const int *>(d.ints.back().data());
+    d.plan.monitor.nfds = static_cast<int>(d.ints.back().size());
+  }
   return true;
 }
 

@@ -7,12 +7,16 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <termios.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -199,9 +203,93 @@ Napi::Value Flock(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+Napi::Value FdPair(Napi::Env env, const int fds[2]) {
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, fds[0]);
+  a.Set(1u, fds[1]);
+  return a;
+}
+
+// pipe() -> [read, write], both close-on-exec: the runtime hands them out
+// by number in a plan or to the monitor.
+Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) return ThrowErrno(info.Env(), "pipe2", errno, nullptr);
+  return FdPair(info.Env(), fds);
+}
+
+// socketpair() -> [a, b], AF_UNIX stream, close-on-exec: carries a pty master.
+Napi::Value SocketPair(const Napi::CallbackInfo &info) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return ThrowErrno(info.Env(), "socketpair", errno, nullptr);
+  return FdPair(info.Env(), fds);
+}
+
+// recvFd(sock) -> fd, or null when none is waiting: one descriptor passed
+// with SCM_RIGHTS. Never blocks.
+Napi::Value RecvFd(const Napi::CallbackInfo &info) {
+  int sock = static_cast<int>(Int(info[0]));
+  char data;
+  struct iovec iov = {&data, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  ssize_t r = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return info.Env().Null();
+    return ThrowErrno(info.Env(), "recvmsg", errno, nullptr);
+  }
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return info.Env().Null();
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// connectUnix(path) -> fd: a connected AF_UNIX stream socket, close-on-exec
+// (runc's --console-socket: the pty master is sent over it).
+Napi::Value ConnectUnix(const Napi::CallbackInfo &info) {
+  std::string p = Str(info[0]);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  if (p.empty() || p.size() >= sizeof addr.sun_path) return ThrowErrno(info.Env(), "connect", ENAMETOOLONG, p.c_str());
+  memcpy(addr.sun_path, p.c_str(), p.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ThrowErrno(info.Env(), "socket", errno, p.c_str());
+  if (connect(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof addr) < 0) {
+    int e = errno;
+    close(fd);
+    return ThrowErrno(info.Env(), "connect", e, p.c_str());
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// setWinsize(fd, rows, cols): TIOCSWINSZ on a terminal (a pty master).
+Napi::Value SetWinsize(const Napi::CallbackInfo &info) {
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = static_cast<unsigned short>(Int(info[1]));
+  ws.ws_col = static_cast<unsigned short>(Int(info[2]));
+  if (ioctl(static_cast<int>(Int(info[0])), TIOCSWINSZ, &ws) < 0) return ThrowErrno(info.Env(), "ioctl(TIOCSWINSZ)", errno, nullptr);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("setWinsize", Napi::Function::New(env, SetWinsize));
+  exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("mount", Napi::Function::New(env, Mount));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("mknod", Napi::Function::New(env, Mknod));

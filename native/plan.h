@@ -46,6 +46,8 @@ enum Op : int32_t {
   OP_REMOUNT_RO = 33,    // s0 path: make an existing mount read-only, keeping its other flags
   OP_SET_ROOT = 34,      // s0 path: the directory that in-root paths resolve against
   OP_OPEN_FD = 35,       // s0 path, n0 target fd, n1 open flags: e.g. /dev/null as stdin
+  OP_DUP2 = 36,          // n0 fd the runtime made (a log pipe), n1 target fd (0, 1 or 2)
+  OP_CONSOLE = 37,       // n0 socket to send the pty master on, n1 rows, n2 cols: a terminal as stdio
 };
 
 enum Msg : int32_t {
@@ -54,7 +56,12 @@ enum Msg : int32_t {
   MSG_PID = 3,     // value: the container process, as the parent sees it
   MSG_USERNS = 4,  // value: pid whose uid/gid maps the parent must write
   MSG_STEP = 5,    // step: about to run (only when tracing)
+  MSG_MONITOR = 6, // value: the monitor's pid; with err set, starting it failed
 };
+
+// Step index of errors that belong to no plan step.
+constexpr int32_t STEP_MONITOR = -2;  // forking or exec'ing the monitor
+constexpr int32_t STEP_CLONE = -3;    // the monitor cloning the container
 
 enum Reply : int32_t {
   REPLY_GO = 1,
@@ -79,11 +86,22 @@ struct Step {
   char *const *envp;    // OP_EXEC
 };
 
+// A monitor (native/monitor.cc) to hold a container that outlives the
+// runtime: it becomes the container's parent by cloning it, then execs.
+struct Monitor {
+  const char *path;      // null: no monitor, the runtime is the parent
+  char *const *argv;
+  char *const *envp;
+  const int *fds;        // given to the monitor as fds 3, 4, ...
+  int nfds;
+};
+
 struct Plan {
   uint64_t clone_flags;  // namespaces the first clone creates
   int trace;             // send MSG_STEP before each step
   int nsteps;
   const Step *steps;
+  Monitor monitor;
 };
 
 // Clones the child, which walks plan from step 0. Returns the pid (or -errno)

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -23,6 +24,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <termios.h>
 #include <unistd.h>
 
 namespace tsrun {
@@ -421,6 +423,68 @@ int do_exec(const Step &st) {
   return -1;
 }
 
+// A terminal as the container's stdio, made inside the container (its own
+// devpts, as runc does) so that tty(1) names it; the master side goes to
+// whoever holds the other end of the socket in n0 (SCM_RIGHTS).
+int do_console(const Step &st) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return -1;
+  int unlock = 0, slave = -1, e = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0) {
+    e = errno;
+    close(master);
+    errno = e;
+    return -1;
+  }
+  if (st.n[1] > 0 && st.n[2] > 0) {
+    struct winsize ws;
+    memset(&ws, 0, sizeof ws);
+    ws.ws_row = static_cast<unsigned short>(st.n[1]);
+    ws.ws_col = static_cast<unsigned short>(st.n[2]);
+    ioctl(slave, TIOCSWINSZ, &ws);
+  }
+  char data = 'T';
+  struct iovec iov = {&data, 1};
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = ctl.buf;
+  msg.msg_controllen = sizeof ctl.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &master, sizeof(int));
+  int sock = static_cast<int>(st.n[0]);
+  ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  e = errno;
+  close(master);
+  if (sock != sync_fd_) close(sock);
+  if (sent < 0) {
+    close(slave);
+    errno = e;
+    return -1;
+  }
+  // A session of its own with the terminal as its controlling tty: job
+  // control and ^C work inside.
+  if (syscall(SYS_setsid) < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
+    e = errno;
+    close(slave);
+    errno = e;
+    return -1;
+  }
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(slave, fd) < 0) return -1;
+  if (slave > 2) close(slave);
+  return 0;
+}
+
 int run_step(int i) {
   const Step &st = plan_->steps[i];
   switch (st.op) {
@@ -574,6 +638,13 @@ int run_step(int i) {
       errno = e;
       return r < 0 ? -1 : 0;
     }
+    case OP_DUP2: {
+      int from = static_cast<int>(st.n[0]), to = static_cast<int>(st.n[1]);
+      if (from == to) return fcntl(from, F_SETFD, 0);
+      return dup2(from, to) < 0 ? -1 : 0;
+    }
+    case OP_CONSOLE:
+      return do_console(st);
     default:
       errno = EINVAL;
       return -1;
@@ -583,12 +654,12 @@ int run_step(int i) {
 // Every descriptor of Node's (other containers' sync sockets among them) is
 // closed at once, keeping stdio, the sync socket and the exec fifo.
 void close_inherited_fds(const Plan *plan, int sync_fd) {
-  int keep[8];
+  int keep[16];
   int n = 0;
   keep[n++] = sync_fd;
-  for (int i = 0; i < plan->nsteps && n < 8; i++) {
+  for (int i = 0; i < plan->nsteps && n < 16; i++) {
     const Step &st = plan->steps[i];
-    if (st.op == OP_WAIT_START && st.n[0] >= 0) keep[n++] = static_cast<int>(st.n[0]);
+    if ((st.op == OP_WAIT_START || st.op == OP_DUP2 || st.op == OP_CONSOLE) && st.n[0] >= 0) keep[n++] = static_cast<int>(st.n[0]);
   }
   // Sort the few kept fds, then close the gaps between them.
   for (int i = 1; i < n; i++)
@@ -606,11 +677,9 @@ void close_inherited_fds(const Plan *plan, int sync_fd) {
   syscall(SYS_close_range, from, ~0U, 0U);
 }
 
-[[noreturn]] void child_main(const Plan *plan, int fd) {
-  plan_ = plan;
-  sync_fd_ = fd;
-  // Default every handler so no Node handler can run here, and so signals
-  // Node ignores (SIGPIPE) are not ignored in the container.
+// Default every handler so no Node handler can run here, and so signals
+// Node ignores (SIGPIPE) are not ignored in the container.
+void reset_signals() {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
@@ -621,6 +690,12 @@ void close_inherited_fds(const Plan *plan, int sync_fd) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
+[[noreturn]] void child_main(const Plan *plan, int fd) {
+  plan_ = plan;
+  sync_fd_ = fd;
+  reset_signals();
   // Not dumpable while it holds the runtime's memory and descriptors: no
   // ptrace or /proc/PID/fd from the container's side until exec resets it.
   syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -633,6 +708,63 @@ void close_inherited_fds(const Plan *plan, int sync_fd) {
   exit_now(0);
 }
 
+bool stage1_reports_pid(const Plan *plan) {
+  for (int i = 0; i < plan->nsteps; i++)
+    if (plan->steps[i].op == OP_FORK) return true;
+  return false;
+}
+
+// The monitor's side of spawn: a first process that only forks again and
+// exits (so the monitor is not the runtime's child and outlives it without
+// becoming a zombie of a long-lived library caller), then the monitor,
+// which clones the container (so it is the container's parent and can
+// reap it) and execs the monitor program.
+[[noreturn]] void monitor_main(const Plan *plan, int fd) {
+  plan_ = plan;
+  sync_fd_ = fd;
+  reset_signals();
+  // Its own session: no terminal's ^C or hangup reaches it.
+  syscall(SYS_setsid);
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid != 0) {
+    if (pid < 0) send_msg(MSG_ERROR, STEP_MONITOR, errno, 0);
+    exit_now(pid < 0 ? 1 : 0);
+  }
+  send_msg(MSG_MONITOR, STEP_MONITOR, 0, static_cast<int32_t>(syscall(SYS_getpid)));
+  long cpid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, 0, 0, 0);
+  if (cpid == 0) child_main(plan, fd);
+  if (cpid < 0) {
+    send_msg(MSG_ERROR, STEP_CLONE, errno, 0);
+    exit_now(1);
+  }
+  // With namespaces joined by path, stage 1 reports the container's pid.
+  if (!stage1_reports_pid(plan)) send_msg(MSG_PID, STEP_MONITOR, 0, static_cast<int32_t>(cpid));
+
+  // The monitor's descriptors: 0-2 /dev/null (never the runtime's terminal
+  // or pipes: `id=$(tsrun run -d ...)` must not wait for it), then the
+  // runtime's fds as 3, 4, ... Everything else closes at exec.
+  const Monitor &m = plan->monitor;
+  int high[8];
+  int n = m.nfds < 8 ? m.nfds : 8;
+  sync_fd_ = static_cast<int>(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 64));
+  for (int i = 0; i < n; i++) high[i] = static_cast<int>(syscall(SYS_fcntl, m.fds[i], F_DUPFD_CLOEXEC, 64));
+  int err = 0;
+  for (int i = 0; i < n && !err; i++)
+    if (high[i] < 0 || dup2(high[i], 3 + i) < 0) err = errno ? errno : EBADF;
+  int null_fd = open("/dev/null", O_RDWR);
+  if (null_fd < 0 && !err) err = errno;
+  for (int i = 0; i < 3 && !err; i++)
+    if (dup2(null_fd, i) < 0) err = errno;
+  if (!err) {
+    syscall(SYS_close_range, 3U + static_cast<unsigned int>(n), ~0U, CLOSE_RANGE_CLOEXEC);
+    execve(m.path, m.argv, m.envp);
+    err = errno;
+  }
+  send_msg(MSG_ERROR, STEP_MONITOR, err, 0);
+  syscall(SYS_kill, cpid, SIGKILL);
+  exit_now(127);
+}
+
 }  // namespace
 
 int spawn_plan(const Plan *plan, int *sock) {
@@ -643,9 +775,11 @@ int spawn_plan(const Plan *plan, int *sock) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
-  long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, 0, 0, 0);
+  bool monitor = plan->monitor.path != nullptr;
+  long pid = syscall(SYS_clone, (monitor ? 0 : plan->clone_flags) | SIGCHLD, 0, 0, 0, 0);
   if (pid == 0) {
     close(sv[0]);
+    if (monitor) monitor_main(plan, sv[1]);
     child_main(plan, sv[1]);
   }
   int e = errno;

@@ -15,6 +15,8 @@ export interface NativePlan {
   cloneFlags: number;
   trace: boolean;
   steps: NativeStep[];
+  /** Clone the container from a monitor program that outlives the runtime. */
+  monitor?: { path: string; argv: string[]; envp: string[]; fds: number[] };
 }
 
 export interface ExitStatus {
@@ -40,6 +42,15 @@ export interface Native {
   /** Reaps a child; with noHang, returns null if it has not exited yet. */
   reap(pid: number, noHang?: boolean): ExitStatus | null;
   flock(fd: number, operation: number): boolean;
+  /** [read, write], close-on-exec. */
+  pipe(): [number, number];
+  /** A connected AF_UNIX stream pair, close-on-exec. */
+  socketPair(): [number, number];
+  /** A descriptor passed over sock with SCM_RIGHTS, or null if none is waiting. */
+  recvFd(sock: number): number | null;
+  setWinsize(fd: number, rows: number, cols: number): void;
+  /** A connected AF_UNIX stream socket to path, close-on-exec. */
+  connectUnix(path: string): number;
 }
 
 export const LOCK_SH = 1;
@@ -49,10 +60,21 @@ export const LOCK_UN = 8;
 
 let loaded: Native | undefined;
 
+/** The package root: dist/ (the bundle) and src/ both sit one level below it. */
+export const PACKAGE_ROOT = path.join(__dirname, '..');
+
+/** The monitor program built beside the addon (binding.gyp's second target). */
+export const MONITOR_PATH = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun-monitor');
+
+/** --init's pid 1 (binding.gyp's third target). */
+export const INIT_PATH = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun-init');
+
+/** The CLI, for commands that run tsrun again (the monitor's exit command). */
+export const CLI_PATH = path.join(PACKAGE_ROOT, 'dist', 'tsrun.js');
+
 export function native(): Native {
   if (!loaded) {
-    // dist/native.js and src/native.ts both sit one level below the package root.
-    const file = path.join(__dirname, '..', 'build', 'Release', 'tsrun.node');
+    const file = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun.node');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(file) as Native;
   }

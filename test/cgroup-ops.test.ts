@@ -25,7 +25,7 @@ t.teardown(() => {
 async function background(name: string, args: string[]): Promise<ChildProcess> {
   const child = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'run', '--rm', '--name', name, '-v', `${shared}:/shared`, ...args], { stdio: 'ignore' });
   for (let i = 0; i < 400; i++) {
-    const s = tsrun(['state', name], { root });
+    const s = ts(['state', name]);
     if (s.status === 0 && JSON.parse(s.stdout).status === 'running') return child;
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -68,7 +68,7 @@ t.test('update changes a live limit; stats reports usage', { skip: needsRoot }, 
   t.equal(u.status, 0, u.stderr);
   t.ok(await eventually(() => seen() === '7'), 'the container sees the new limit');
   const s = JSON.parse(ts(['stats', '--no-stream', '--format', 'json', name]).stdout)[0];
-  t.match(s, { id: name, memory: { limit: 100 * 1024 * 1024 }, pids: { limit: 7 } });
+  t.match(s, { id: JSON.parse(ts(['inspect', name]).stdout)[0].Id, name, memory: { limit: 100 * 1024 * 1024 }, pids: { limit: 7 } });
   t.ok(s.memory.usage > 0 && s.pids.current >= 1 && s.cpuNanos > 0, 'usage is counted');
   t.match(ts(['update', name]).stderr, /give at least one limit/);
   t.equal(ts(['kill', name, 'KILL']).status, 0);
@@ -80,7 +80,8 @@ t.test('events reports an OOM kill inside a container that goes on', { skip: nee
   const go = path.join(shared, `${name}.go`);
   // The hog waits for the test's go-ahead, given once the events watcher has had time to start.
   const c = await background(name, ['--memory', '24m', 'busybox', 'sh', '-c', `while [ ! -e /shared/${name}.go ]; do usleep 20000; done; (x=a; while :; do x="$x$x"; done); sleep 0.5; exit 3`]);
-  const ev = spawn(process.execPath, [CLI, '--root', root, 'events', name]);
+  const id = JSON.parse(ts(['inspect', name]).stdout)[0].Id;
+  const ev = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'events', name]);
   let out = '';
   ev.stdout.on('data', (d) => (out += d));
   // Time for the watcher to start: a few of tsrun's own start-ups (slow under emulation).
@@ -91,7 +92,7 @@ t.test('events reports an OOM kill inside a container that goes on', { skip: nee
   t.equal(await exited(c), 3, 'pid 1 survived the OOM kill of its child');
   await exited(ev);
   const events = out.trim().split('\n').map((l) => JSON.parse(l));
-  t.match(events, [{ type: 'oom', id: name, count: 1 }, { type: 'exit', id: name }]);
+  t.match(events, [{ type: 'oom', id, count: 1 }, { type: 'exit', id }]);
 });
 
 t.test('state reports a container whose process the OOM killer ended', { skip: needsRoot }, async (t) => {

@@ -69,15 +69,19 @@ t.test('the Alpine rootfs, imported and run with Docker\'s flags', { skip: noAlp
 t.test('kept containers, rmi refusing an image in use, rm and prune', { skip: noAlpine }, async (t) => {
   let r = ts(['run', '--name', 'kept1', 'alpine:3.20.3', 'sh', '-c', 'echo data > /state']);
   t.equal(r.status, 0, r.stderr);
-  t.ok(fs.existsSync(path.join(storage, 'containers', 'kept1', 'upper', 'state')), 'the writable layer is kept');
+  const keptId = JSON.parse(ts(['inspect', 'kept1']).stdout)[0].Id;
+  t.match(keptId, /^[0-9a-f]{64}$/, 'a container gets a 64-hex id beside its name');
+  t.ok(fs.existsSync(path.join(storage, 'containers', keptId, 'upper', 'state')), 'the writable layer is kept');
   r = ts(['run', '--name', 'kept1', 'alpine:3.20.3', 'true']);
   t.equal(r.status, 125);
   t.match(r.stderr, /name "kept1" is already in use/);
+  t.equal(fs.readdirSync(path.join(storage, 'containers')).length, 1, 'the refused run left nothing');
   r = ts(['rmi', 'alpine:3.20.3']);
   t.equal(r.status, 125);
   t.match(r.stderr, /is used by a container/);
   t.equal(ts(['rm', 'kept1']).status, 0);
-  t.notOk(fs.existsSync(path.join(storage, 'containers', 'kept1')));
+  t.notOk(fs.existsSync(path.join(storage, 'containers', keptId)));
+  t.notOk(fs.existsSync(path.join(storage, 'names', 'kept1')), 'the name is free again');
   const inspect = JSON.parse(ts(['image', 'inspect', 'alpine:3.20.3']).stdout);
   t.match(inspect, [{ Id: /^sha256:/, RepoTags: ['docker.io/library/alpine:3.20.3'], Config: { config: { Cmd: ['/bin/sh'] } } }]);
   const pinned = ts(['run', '--rm', `alpine@${inspect[0].ManifestDigest}`, 'cat', '/etc/alpine-release']);
@@ -123,7 +127,8 @@ t.test('--network host shares the host\'s network; labels and stop signal are ke
   t.equal(hostname, execFileSync('hostname', { encoding: 'utf8' }).trim());
   t.equal(ts(['import', ALPINE, 'labelled:1', '--change', 'LABEL team=core tier="back end"', '--change', 'STOPSIGNAL SIGQUIT', '--change', 'EXPOSE 80', '--change', 'VOLUME /data']).status, 0);
   t.equal(ts(['run', '--name', 'labelled1', 'labelled:1', 'true']).status, 0);
-  const cfg = JSON.parse(fs.readFileSync(path.join(storage, 'containers', 'labelled1', 'config.json'), 'utf8'));
+  const labelledId = JSON.parse(ts(['inspect', 'labelled1']).stdout)[0].Id;
+  const cfg = JSON.parse(fs.readFileSync(path.join(storage, 'containers', labelledId, 'config.json'), 'utf8'));
   t.match(cfg.annotations, { 'org.opencontainers.image.stopSignal': 'SIGQUIT', 'tsrun.label.team': 'core', 'tsrun.label.tier': 'back end', 'tsrun.image.exposedPorts': '80/tcp', 'tsrun.image.volumes': '/data' });
   t.equal(ts(['rm', 'labelled1']).status, 0);
 });

@@ -1,6 +1,7 @@
 // What every CLI verb shares: the global options and how errors end the process.
 import type { Command } from 'commander';
 import type { RunResult } from '../container/run';
+import { Registry } from '../container/registry';
 import { TsrunError, EXIT_RUNTIME } from '../errors';
 
 export interface GlobalOptions {
@@ -11,6 +12,17 @@ export interface GlobalOptions {
 
 export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+/** Image containers and the runtime's, as the global --storage and --root name them. */
+export function registryOf(cmd: Command): Registry {
+  const g = globals(cmd);
+  return new Registry(g.storage, g.root);
+}
+
+/** A container id from what the user typed: an id, a name or a unique id prefix. */
+export function resolveRef(cmd: Command, ref: string): string {
+  return registryOf(cmd).resolve(ref);
 }
 
 /** --trace lines go to stderr, so the container's stdout stays its own. */

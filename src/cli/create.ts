@@ -1,6 +1,17 @@
 import type { Command } from 'commander';
 import { createContainer } from '../container/create';
+import fs = require('node:fs');
+import { TsrunError } from '../errors';
+import { isSyscallError, native } from '../native';
 import { globals, traceSink } from './common';
+
+export function connectConsoleSocket(file: string): number {
+  try {
+    return native().connectUnix(file);
+  } catch (e) {
+    throw new TsrunError(`--console-socket ${file}: ${isSyscallError(e) ? e.message : String(e)}`);
+  }
+}
 
 export function register(program: Command) {
   program
@@ -9,9 +20,15 @@ export function register(program: Command) {
     .argument('<id>', 'container id')
     .option('-b, --bundle <dir>', 'bundle directory holding config.json', '.')
     .option('--pid-file <file>', 'write the container process id here')
-    .action(async (id: string, opts: { bundle: string; pidFile?: string }, cmd: Command) => {
+    .option('--console-socket <path>', 'with process.terminal: send the pty master to this unix socket (SCM_RIGHTS), as runc does')
+    .action(async (id: string, opts: { bundle: string; pidFile?: string; consoleSocket?: string }, cmd: Command) => {
       const g = globals(cmd);
-      const created = await createContainer({ id, bundle: opts.bundle, pidFile: opts.pidFile, root: g.root, trace: traceSink(g) });
-      created.process.detach();
+      const consoleSocket = opts.consoleSocket ? connectConsoleSocket(opts.consoleSocket) : undefined;
+      try {
+        const created = await createContainer({ id, bundle: opts.bundle, pidFile: opts.pidFile, root: g.root, trace: traceSink(g), consoleSocket });
+        created.process.detach();
+      } finally {
+        if (consoleSocket !== undefined) fs.closeSync(consoleSocket);
+      }
     });
 }

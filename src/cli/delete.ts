@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { deleteContainer } from '../container/delete';
-import { globals } from './common';
+import { globals, registryOf } from './common';
 
 export function register(program: Command) {
   program
@@ -8,5 +8,5 @@ export function register(program: Command) {
     .description('delete a stopped container; --force kills it first')
     .argument('<id>', 'container id')
     .option('-f, --force', 'kill the container if it is still created or running')
-    .action((id: string, opts: { force?: boolean }, cmd: Command) => deleteContainer(id, { force: opts.force, root: globals(cmd).root }));
+    .action((id: string, opts: { force?: boolean }, cmd: Command) => deleteContainer(registryOf(cmd).resolveExact(id), { force: opts.force, root: globals(cmd).root }));
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { watchEvents } from '../container/resources';
-import { globals } from './common';
+import { globals, resolveRef } from './common';
 
 export function register(program: Command) {
   program
@@ -9,6 +9,6 @@ export function register(program: Command) {
     .argument('<id>', 'container id')
     .option('--interval <ms>', 'how often to look', '100')
     .action(async (id: string, opts: { interval: string }, cmd: Command) => {
-      await watchEvents(id, (e) => process.stdout.write(JSON.stringify(e) + '\n'), { root: globals(cmd).root, intervalMs: Number(opts.interval) });
+      await watchEvents(resolveRef(cmd, id), (e) => process.stdout.write(JSON.stringify(e) + '\n'), { root: globals(cmd).root, intervalMs: Number(opts.interval) });
     });
 }

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { execInContainer } from '../container/exec';
 import { TsrunError } from '../errors';
 import type { Process } from '../spec/types';
-import { globals, traceSink } from './common';
+import { globals, resolveRef, traceSink } from './common';
+import { connectConsoleSocket } from './create';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -19,12 +20,13 @@ export function register(program: Command) {
     .option('-u, --user <user[:group]>', 'user to run as (name or uid)')
     .option('-d, --detach', 'do not wait for the command')
     .option('-i, --interactive', 'keep stdin attached (it always is)')
-    .option('-t, --tty', 'allocate a terminal (not yet supported)')
+    .option('-t, --tty', 'give the command a terminal (with -i: yours, in raw mode)')
+    .option('--console-socket <path>', 'with -t: send the pty master to this unix socket instead (runc)')
     .option('-p, --process <file>', 'a runtime-spec process as JSON (runc exec --process)')
     .option('--pid-file <file>', 'write the new process id here')
     .passThroughOptions()
-    .action(async (id: string, command: string[], opts: { env?: string[]; workdir?: string; cwd?: string; user?: string; detach?: boolean; tty?: boolean; process?: string; pidFile?: string }, cmd: Command) => {
-      if (opts.tty) throw new TsrunError('exec -t (a terminal) is not supported yet');
+    .action(async (id: string, command: string[], opts: { env?: string[]; workdir?: string; cwd?: string; user?: string; detach?: boolean; tty?: boolean; interactive?: boolean; process?: string; pidFile?: string; consoleSocket?: string }, cmd: Command) => {
+      if (opts.tty && opts.detach && !opts.consoleSocket) throw new TsrunError('exec -d -t: a detached command\'s terminal needs --console-socket to send its master to');
       let proc: Process | undefined;
       if (opts.process) {
         try {
@@ -34,6 +36,26 @@ export function register(program: Command) {
         }
       } else if (!command.length) throw new TsrunError('exec: give a command to run');
       const g = globals(cmd);
-      process.exitCode = await execInContainer({ id, root: g.root, args: command, process: proc, env: opts.env, cwd: opts.workdir ?? opts.cwd, user: opts.user, detach: opts.detach, trace: traceSink(g), forwardSignals: true, pidFile: opts.pidFile });
+      const tty = opts.tty || !!proc?.terminal;
+      const consoleSocket = tty && opts.consoleSocket ? connectConsoleSocket(opts.consoleSocket) : undefined;
+      try {
+        process.exitCode = await execInContainer({
+          id: resolveRef(cmd, id),
+          root: g.root,
+          args: command,
+          process: proc,
+          env: opts.env,
+          cwd: opts.workdir ?? opts.cwd,
+          user: opts.user,
+          detach: opts.detach,
+          trace: traceSink(g),
+          forwardSignals: true,
+          pidFile: opts.pidFile,
+          terminal: tty ? { stdin: !!opts.interactive } : undefined,
+          consoleSocket,
+        });
+      } finally {
+        if (consoleSocket !== undefined) fs.closeSync(consoleSocket);
+      }
     });
 }

@@ -21,6 +21,14 @@ import * as run from './run';
 import * as spec from './spec';
 import * as start from './start';
 import * as state from './state';
+import * as ps from './ps';
+import * as logs from './logs';
+import * as stop from './stop';
+import * as wait from './wait';
+import * as inspect from './inspect';
+import * as top from './top';
+import * as rename from './rename';
+import * as exited from './exited';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -32,7 +40,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, images, image, load, save, importVerb, rm, spec, create, start, state, kill, del, list, pause, update, stats, events]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

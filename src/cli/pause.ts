@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { pauseContainer, resumeContainer } from '../container/resources';
-import { globals } from './common';
+import { globals, resolveRef } from './common';
 
 export function register(program: Command) {
   program
@@ -8,7 +8,7 @@ export function register(program: Command) {
     .description('freeze every process of a container')
     .argument('<id...>', 'container ids')
     .action(async (ids: string[], _o: unknown, cmd: Command) => {
-      for (const id of ids) await pauseContainer(id, globals(cmd).root);
+      for (const id of ids) await pauseContainer(resolveRef(cmd, id), globals(cmd).root);
     });
   for (const name of ['resume', 'unpause'])
     program
@@ -16,6 +16,6 @@ export function register(program: Command) {
       .description('thaw a paused container')
       .argument('<id...>', 'container ids')
       .action(async (ids: string[], _o: unknown, cmd: Command) => {
-        for (const id of ids) await resumeContainer(id, globals(cmd).root);
+        for (const id of ids) await resumeContainer(resolveRef(cmd, id), globals(cmd).root);
       });
 }

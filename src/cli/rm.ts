@@ -1,13 +1,18 @@
 import type { Command } from 'commander';
-import { removeImageContainer } from '../container/run-image';
-import { globals } from './common';
+import { removeContainer } from '../container/remove';
+import { registryOf } from './common';
 
 export function register(program: Command) {
   program
     .command('rm')
-    .description('remove stopped containers that `run` kept (run without --rm)')
-    .argument('<id...>', 'container ids or names')
-    .action((ids: string[], _opts: unknown, cmd: Command) => {
-      for (const id of ids) removeImageContainer(id, globals(cmd).storage);
+    .description('remove containers: their runtime state, cgroups, writable layer, log and name')
+    .argument('<id...>', 'container ids, names or id prefixes')
+    .option('-f, --force', 'kill a running container first')
+    .action(async (refs: string[], opts: { force?: boolean }, cmd: Command) => {
+      const registry = registryOf(cmd);
+      for (const ref of refs) {
+        await removeContainer(registry, registry.resolve(ref), { force: opts.force });
+        process.stdout.write(`${ref}\n`);
+      }
     });
 }

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
+import path = require('node:path');
 import { runContainer } from '../container/run';
-import { runImage } from '../container/run-image';
+import { readBundleSpec } from '../container/create';
+import { runImage, runImageDetached } from '../container/run-image';
+import { parseBytes } from '../cgroup/resources';
 import { TsrunError } from '../errors';
 import type { ResourceFlags } from '../cgroup/resources';
 import { globals, reportExit, resourceOptions, traceSink } from './common';
@@ -24,6 +27,21 @@ interface RunFlags extends ResourceFlags {
   interactive?: boolean;
   tty?: boolean;
   network?: string;
+  detach?: boolean;
+  restart?: string;
+  init?: boolean;
+  logOpt?: string[];
+}
+
+/** --log-opt max-size=10m (the only option the monitor's log has). */
+function logMaxBytes(opts: string[] | undefined): number | undefined {
+  let max: number | undefined;
+  for (const o of opts ?? []) {
+    const m = /^max-size=(.+)$/.exec(o);
+    if (!m) throw new TsrunError(`--log-opt ${o}: only max-size=SIZE (such as 10m) is supported`);
+    max = parseBytes(m[1], '--log-opt max-size');
+  }
+  return max;
 }
 
 export function register(program: Command) {
@@ -46,7 +64,11 @@ export function register(program: Command) {
     .option('-v, --volume <host:container[:ro]>', 'bind a host path into the container', collect)
     .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
     .option('-i, --interactive', 'keep stdin attached')
-    .option('-t, --tty', 'allocate a terminal (not yet supported)')
+    .option('-t, --tty', 'give the container a terminal (with -i: yours, in raw mode)')
+    .option('-d, --detach', 'run in the background under a monitor and print the container id')
+    .option('--restart <policy>', 'no, on-failure[:N], always or unless-stopped (detached containers)')
+    .option('--init', 'run a small init as pid 1 that forwards signals and reaps orphaned processes')
+    .option('--log-opt <max-size=SIZE>', 'rotate the log of a detached container past SIZE (default 10m)', collect)
     .option('--network <mode>', 'none or host', 'none');
   resourceOptions(run)
     .helpOption('--help', 'display help for command')
@@ -55,9 +77,12 @@ export function register(program: Command) {
       const g = globals(cmd);
       if (opts.bundle) {
         if (command.length) throw new TsrunError('run --bundle takes only the container id; the command comes from config.json');
+        const spec = readBundleSpec(path.resolve(opts.bundle));
         process.exitCode = await runContainer({
           id: first,
           bundle: opts.bundle,
+          spec,
+          terminal: spec.process?.terminal ? { stdin: true } : undefined,
           pidFile: opts.pidFile,
           root: g.root,
           trace: traceSink(g),
@@ -66,8 +91,7 @@ export function register(program: Command) {
         });
         return;
       }
-      if (opts.tty) throw new TsrunError('-t (a terminal for the container) is not supported yet');
-      process.exitCode = await runImage({
+      const imageOpts = {
         image: first,
         args: command,
         entrypoint: opts.entrypoint,
@@ -88,7 +112,16 @@ export function register(program: Command) {
         trace: traceSink(g),
         forwardSignals: true,
         resources: opts,
-        onExit: reportExit,
-      });
+        tty: opts.tty,
+        restart: opts.restart,
+        init: opts.init,
+        logMaxBytes: logMaxBytes(opts.logOpt),
+      };
+      if (opts.detach) {
+        process.stdout.write(`${await runImageDetached(imageOpts)}\n`);
+        return;
+      }
+      if (opts.restart && opts.restart !== 'no') throw new TsrunError('--restart needs -d: only a detached container has a monitor to restart it');
+      process.exitCode = await runImage({ ...imageOpts, onExit: reportExit });
     });
 }

@@ -5,10 +5,10 @@ import os = require('node:os');
 import path = require('node:path');
 import { cgroupPathFor, DEFAULT_DEVICE_RULES, hostHierarchies, killCgroups, placeInCgroups, planWrites, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
-import { compilePlan, type HostFacts, type OverlayMount } from '../plan/compile';
+import { compilePlan, type HostFacts, type MonitorSpec, type OverlayMount, type StdioFds } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
 import { launch, type LaunchedProcess } from '../plan/launch';
-import { native } from '../native';
+import { MONITOR_PATH, native } from '../native';
 import { parseSpec } from '../spec/validate';
 import type { Spec } from '../spec/types';
 import { OCI_VERSION, processStartTime, Store, type ContainerRecord } from './store';
@@ -35,6 +35,61 @@ export interface CreateOptions {
   overlay?: OverlayMount;
   /** Give the container /dev/null as stdin. */
   stdinNull?: boolean;
+  /** Hold the container with a monitor (native/monitor.cc) that outlives this process. */
+  monitor?: MonitorOptions;
+  /** Send the pty master of a terminal made in the container to this unix socket (runc's --console-socket). */
+  consoleSocket?: number;
+}
+
+export interface MonitorOptions {
+  /** Where the monitor writes the exit status (JSON) when the container exits. */
+  exitFile: string;
+  /** The container's output, in the CRI log format; absent: discarded. */
+  logFile?: string;
+  /** Rotate the log (one old generation, FILE.1) past this size. */
+  logMaxBytes?: number;
+  /** A terminal for the container; the monitor holds its master and logs it. */
+  terminal?: boolean;
+  /** Run after the exit status is written (clean-up, restart policy). */
+  exitCommand?: string[];
+}
+
+/** The monitor's command line and the fds it gets; the runtime closes its copies after spawn. */
+function monitorSetup(m: MonitorOptions) {
+  const n = native();
+  const control = n.pipe();
+  const argv = [MONITOR_PATH, '--exit', m.exitFile];
+  if (m.logFile) argv.push('--log', m.logFile, '--log-max', String(m.logMaxBytes ?? 0));
+  const fds = [control[0]];
+  const childSide: number[] = [control[0]];
+  let stdio: StdioFds | undefined;
+  let consoleFd: number | undefined;
+  if (m.terminal) {
+    const [mine, theirs] = n.socketPair();
+    fds.push(mine);
+    argv.push('--console', '4');
+    childSide.push(mine, theirs);
+    consoleFd = theirs;
+  } else {
+    const out = n.pipe();
+    const err = n.pipe();
+    fds.push(out[0], err[0]);
+    argv.push('--stdout', '4', '--stderr', '5');
+    childSide.push(out[0], out[1], err[0], err[1]);
+    stdio = [undefined, out[1], err[1]];
+  }
+  if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
+  const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`];
+  return {
+    spec: { path: MONITOR_PATH, argv, envp: env, fds } as MonitorSpec,
+    stdio,
+    consoleFd,
+    /** The runtime's end of the control pipe: the container's pid goes there. */
+    control: control[1],
+    closeChildSide: () => {
+      for (const fd of childSide.splice(0)) fs.closeSync(fd);
+    },
+  };
 }
 
 export interface Created {
@@ -74,12 +129,16 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
   if (!fs.statSync(rootfs).isDirectory()) throw new ConfigError('root.path', `${rootfs}: ENOTDIR (not a directory)`);
 
+  const terminal = !!spec.process?.terminal;
+  if (terminal && !opts.foreground && !opts.monitor && opts.consoleSocket === undefined) throw new TsrunError('process.terminal is true but no --console-socket was given: a detached container\'s terminal needs somewhere to send its master');
+  if (!terminal && opts.consoleSocket !== undefined) throw new TsrunError('--console-socket was given but process.terminal is false: there is no terminal to send');
   // Resource settings this host cannot apply fail now, before anything exists.
   planWrites(spec.linux?.resources ?? {}, hostHierarchies());
   const dir = store.claim(opts.id);
   const placement: CgroupPlacement = { created: [], dirs: [] };
   let fifoFd = -1;
   let launched: LaunchedProcess | undefined;
+  const mon = opts.monitor ? monitorSetup(opts.monitor) : undefined;
   try {
     const record: ContainerRecord = {
       ociVersion: OCI_VERSION,
@@ -109,11 +168,14 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       trace: !!opts.trace,
       overlay: opts.overlay,
       stdinNull: opts.stdinNull,
+      stdio: mon?.stdio,
+      console: mon?.consoleFd !== undefined ? { socket: mon.consoleFd } : opts.consoleSocket !== undefined ? { socket: opts.consoleSocket } : undefined,
+      monitor: mon?.spec,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     record.cgroupPath = cgPath;
     store.write(record);
-    launched = await launch(plan, {
+    const launching = launch(plan, {
       trace: opts.trace,
       place: (pid) => {
         opts.trace?.(`        handshake: runtime places pid ${pid} in cgroup ${cgPath}`);
@@ -128,9 +190,21 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         }
       },
     });
+    // The monitor and the container have their copies of the pipes now (or never will).
+    mon?.closeChildSide();
+    launched = await launching;
     record.pid = launched.pid;
     record.pidStartTime = processStartTime(launched.pid) ?? '';
+    if (launched.monitorPid) {
+      record.monitorPid = launched.monitorPid;
+      record.monitorStartTime = processStartTime(launched.monitorPid) ?? '';
+    }
     store.write(record);
+    if (mon) {
+      // From here the monitor records the container's end.
+      fs.writeSync(mon.control, `${launched.pid}\n`);
+      fs.closeSync(mon.control);
+    }
     if (opts.pidFile) {
       const tmp = `${opts.pidFile}.tmp`;
       fs.writeFileSync(tmp, String(launched.pid));
@@ -138,6 +212,14 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     }
     return { record, store, process: launched };
   } catch (e) {
+    if (mon) {
+      // EOF without a pid: the monitor kills what it cloned and exits.
+      try {
+        fs.closeSync(mon.control);
+      } catch {
+        /* closed after the pid was sent */
+      }
+    }
     if (launched) {
       try {
         process.kill(launched.pid, 'SIGKILL');
@@ -155,5 +237,6 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     throw e;
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
+    mon?.closeChildSide();
   }
 }

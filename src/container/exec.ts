@@ -12,6 +12,8 @@ import { parseSpec } from '../spec/validate';
 import type { Process } from '../spec/types';
 import { exitCodeOf, forwardSignals } from './run';
 import { Store, statusOf } from './store';
+import { native } from '../native';
+import { attachTerminal, type Attached } from '../process/terminal';
 import { mergeEnv } from '../image/runtime-config';
 import { resolveUser } from '../image/user';
 
@@ -31,6 +33,10 @@ export interface ExecOptions {
   trace?: (line: string) => void;
   forwardSignals?: boolean;
   pidFile?: string;
+  /** -t: a terminal made in the container, joined to this process's stdio (stdin: -i too). */
+  terminal?: { stdin: boolean };
+  /** runc's --console-socket: send the terminal's master to this connected socket instead. */
+  consoleSocket?: number;
 }
 
 /** The namespaces of pid that differ from ours: joining one's own user namespace is refused. */
@@ -76,16 +82,18 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   if (!opts.process) {
     // The container's own capabilities, no_new_privs, rlimits and environment.
     proc.args = opts.args ?? [];
-    proc.terminal = false;
+    proc.terminal = !!opts.terminal;
   } else if (opts.args?.length) proc.args = opts.args;
   if (!proc.args?.length) throw new TsrunError('exec: no command given');
   proc.env = mergeEnv(proc.env ?? [], opts.env ?? []);
   if (opts.cwd) proc.cwd = opts.cwd;
   if (opts.user) proc.user = userInContainer(rec.pid, opts.user, proc.user.umask);
   const join = namespacesOf(rec.pid);
-  const plan = compileExecPlan(proc, join, readHostFacts(), { trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9 });
+  const consolePair = opts.terminal && opts.consoleSocket === undefined ? native().socketPair() : undefined;
+  const consoleFd = consolePair?.[1] ?? opts.consoleSocket;
+  const plan = compileExecPlan(proc, join, readHostFacts(), { trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
   const cgroup: CgroupPlacement | undefined = rec.cgroup;
-  const launched = await launch(plan, {
+  const launching = launch(plan, {
     trace: opts.trace,
     place: (pid) => {
       if (!cgroup) return;
@@ -94,6 +102,20 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       for (const dir of cgroup.dirs) fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
     },
   });
+  if (consolePair) fs.closeSync(consolePair[1]);
+  let launched;
+  try {
+    launched = await launching;
+  } catch (e) {
+    if (consolePair) fs.closeSync(consolePair[0]);
+    throw e;
+  }
+  let attached: Attached | undefined;
+  if (consolePair) {
+    const master = native().recvFd(consolePair[0]);
+    fs.closeSync(consolePair[0]);
+    if (master !== null) attached = attachTerminal(master, { stdin: opts.terminal!.stdin });
+  }
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(launched.pid));
   const exited = opts.detach ? undefined : launched.exited();
   const stopForwarding = opts.forwardSignals && !opts.detach ? forwardSignals(launched) : () => {};
@@ -103,7 +125,9 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       launched.closePidfd();
       return 0;
     }
-    const code = exitCodeOf(await exited);
+    const status = await exited;
+    await attached?.drained();
+    const code = exitCodeOf(status);
     launched.closePidfd();
     return code;
   } catch (e) {
@@ -113,6 +137,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     }
     throw e;
   } finally {
+    attached?.restore();
     stopForwarding();
   }
 }

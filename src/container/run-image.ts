@@ -1,7 +1,6 @@
 // run IMAGE [CMD...]: the image's layers (unpacked once, shared) under an
 // overlay, a config.json made from the image and Docker's flags, then the
 // same create/start/wait/delete path as any OCI bundle.
-import crypto = require('node:crypto');
 import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
@@ -13,8 +12,13 @@ import { ImageStore, type LayerInfo } from '../image/store';
 import type { Image } from '../image/store';
 import { readMergedFile, resolveUser } from '../image/user';
 import type { OverlayMount } from '../plan/compile';
-import { checkId } from './store';
 import { runContainer, type RunOptions } from './run';
+import { checkName, Registry, type ContainerInfo, type RestartPolicy } from './registry';
+import { startDetached } from './detached';
+import { INIT_PATH } from '../native';
+
+/** Docker's json-file default is unbounded; a bound keeps /var/lib/tsrun from filling up. */
+export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
 
 export interface ImageRunOptions {
@@ -39,6 +43,14 @@ export interface ImageRunOptions {
   root?: string;
   trace?: (line: string) => void;
   forwardSignals?: boolean;
+  /** -t: a terminal for the container. */
+  tty?: boolean;
+  /** --restart: no, on-failure[:N], always, unless-stopped. */
+  restart?: string;
+  /** --init: a small init as pid 1 that forwards signals and reaps orphans. */
+  init?: boolean;
+  /** Rotate the container's log past this size. */
+  logMaxBytes?: number;
   /** --memory, --cpus, --pids-limit and the rest, in Docker's units. */
   resources?: ResourceFlags;
   onExit?: RunOptions['onExit'];
@@ -109,31 +121,43 @@ function resolvConf(network: string): string {
   return text;
 }
 
-export async function runImage(opts: ImageRunOptions): Promise<number> {
-  const store = new ImageStore(opts.storage);
+/** Docker's --restart: no, on-failure[:N], always, unless-stopped. */
+export function parseRestartPolicy(v: string | undefined): RestartPolicy {
+  if (!v || v === 'no') return { name: 'no', maximumRetryCount: 0 };
+  const m = /^(on-failure)(?::(\d+))?$|^(always|unless-stopped)$/.exec(v);
+  if (!m) throw new TsrunError(`--restart ${v}: use no, on-failure[:N], always or unless-stopped`);
+  return m[1] ? { name: 'on-failure', maximumRetryCount: Number(m[2] ?? 0) } : { name: m[3] as RestartPolicy['name'], maximumRetryCount: 0 };
+}
+
+/**
+ * Makes a container from an image without starting it: its directory (the
+ * bundle with its writable layer), config.json, container.json and its
+ * name. `run` and `run -d` start it; `start` starts it again later.
+ */
+export async function createImageContainer(opts: ImageRunOptions): Promise<{ registry: Registry; info: ContainerInfo }> {
+  const registry = new Registry(opts.storage, opts.root);
+  const store = registry.images;
   const network = opts.network ?? 'none';
   if (network !== 'none' && network !== 'host') throw new TsrunError(`--network ${network}: only "none" and "host" are supported`);
+  const restartPolicy = parseRestartPolicy(opts.restart);
+  if (restartPolicy.name !== 'no' && opts.rm) throw new TsrunError('--restart and --rm cannot be used together: a removed container cannot restart');
+  if (opts.name !== undefined) checkName(opts.name);
   const img = store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : opts.image);
-  const id = opts.name ?? crypto.randomBytes(32).toString('hex');
-  checkId(id);
   const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
-  for (const v of opts.volumes ?? []) {
-    // Docker creates a missing host path as a directory.
-    fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
-  }
   const layers = await imageLayers(store, img, opts.trace);
   const lowerTopFirst = layers.map((l) => l.dir);
   const user = resolveUser(opts.user ?? img.config.config?.User ?? '', readMergedFile(lowerTopFirst, '/etc/passwd'), readMergedFile(lowerTopFirst, '/etc/group'));
 
-  const dir = path.join(store.containersDir(), id);
+  const id = registry.newId();
+  const name = opts.name ?? registry.generateName();
+  registry.claimName(name, id);
+  const dir = registry.containerDir(id);
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container name "${id}" is already in use (${dir} exists): remove it with \`tsrun rm ${id}\``);
-    throw e;
-  }
-  let keep = !opts.rm;
-  try {
+    for (const v of opts.volumes ?? []) {
+      // Docker creates a missing host path as a directory.
+      fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
+    }
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
     const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
     const etcFiles = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
@@ -151,6 +175,8 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
       tmpfs: opts.tmpfs ?? [],
       network,
       etcFiles,
+      tty: !!opts.tty,
+      init: opts.init ? INIT_PATH : undefined,
     };
     const spec = specFromImage(img.config, user, settings);
     spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
@@ -160,36 +186,104 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     spec.annotations = {
       'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id,
       'tsrun.image.id': img.record.id,
+      'tsrun.name': name,
       ...(cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': cfg.StopSignal } : {}),
       ...(cfg.ExposedPorts ? { 'tsrun.image.exposedPorts': Object.keys(cfg.ExposedPorts).join(',') } : {}),
       ...(cfg.Volumes ? { 'tsrun.image.volumes': Object.keys(cfg.Volumes).join(',') } : {}),
       ...Object.fromEntries(Object.entries(cfg.Labels ?? {}).map(([k, v]) => [`tsrun.label.${k}`, v])),
     };
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
-    return await runContainer({
+    const args = spec.process!.args;
+    const info: ContainerInfo = {
       id,
-      bundle: dir,
-      spec,
-      root: opts.root,
-      trace: opts.trace,
-      forwardSignals: opts.forwardSignals,
+      name,
+      created: new Date().toISOString(),
+      image: opts.image,
+      imageId: img.record.id,
+      path: args[0],
+      args: args.slice(1),
+      config: {
+        hostname,
+        env: spec.process!.env ?? [],
+        workingDir: spec.process!.cwd,
+        user: opts.user ?? cfg.User ?? '',
+        tty: !!opts.tty,
+        openStdin: !!opts.interactive,
+        entrypoint: opts.entrypoint !== undefined ? (opts.entrypoint ? [opts.entrypoint] : null) : (cfg.Entrypoint ?? null),
+        cmd: opts.args?.length ? opts.args : (cfg.Cmd ?? null),
+        labels: cfg.Labels ?? {},
+        stopSignal: cfg.StopSignal ?? 'SIGTERM',
+      },
+      hostConfig: {
+        autoRemove: !!opts.rm,
+        restartPolicy,
+        logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+        readOnly: !!opts.readOnly,
+        network,
+        binds: opts.volumes ?? [],
+        tmpfs: opts.tmpfs ?? [],
+        init: !!opts.init,
+      },
       overlay: overlayFor(store, layers, dir),
-      stdinNull: !opts.interactive,
-      onExit: opts.onExit,
-    });
+      state: { startedAt: '', finishedAt: '', exitCode: 0, oomKilled: false, error: '', restartCount: 0, manuallyStopped: false, pid: 0, restarting: false },
+    };
+    registry.write(info);
+    return { registry, info };
   } catch (e) {
-    // A container that never ran is not kept.
-    keep = false;
+    // A container that was never made complete is not kept.
+    fs.rmSync(dir, { recursive: true, force: true });
+    registry.releaseName(name, id);
     throw e;
-  } finally {
-    if (!keep) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Removes a container's data kept by a run without --rm. */
-export function removeImageContainer(id: string, storage?: string) {
-  checkId(id);
-  const dir = path.join(new ImageStore(storage).containersDir(), id);
-  if (!fs.existsSync(dir)) throw new TsrunError(`no such container: ${id}`);
-  fs.rmSync(dir, { recursive: true, force: true });
+/** `run` in the foreground: stdio passed through, the exit status returned. */
+export async function runImage(opts: ImageRunOptions): Promise<number> {
+  const { registry, info } = await createImageContainer(opts);
+  const id = info.id;
+  let started = false;
+  try {
+    const exitCode = await runContainer({
+      id,
+      bundle: registry.containerDir(id),
+      root: opts.root,
+      trace: opts.trace,
+      forwardSignals: opts.forwardSignals,
+      overlay: info.overlay,
+      stdinNull: !opts.interactive,
+      terminal: opts.tty ? { stdin: !!opts.interactive } : undefined,
+      onStart: (pid) => {
+        started = true;
+        info.state = { ...info.state, pid, startedAt: new Date().toISOString(), finishedAt: '' };
+        registry.write(info);
+      },
+      onExit: (r) => {
+        info.state = { ...info.state, exitCode: r.exitCode, oomKilled: r.oomKilled, finishedAt: new Date().toISOString() };
+        registry.write(info);
+        opts.onExit?.(r);
+      },
+    });
+    return exitCode;
+  } finally {
+    // --rm, or a container that never ran, is not kept.
+    if (opts.rm || !started) removeContainerFiles(registry, info);
+  }
+}
+
+/** `run -d`: the container runs on under its monitor; returns its id. */
+export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
+  const { registry, info } = await createImageContainer(opts);
+  try {
+    await registry.lock(info.id, () => startDetached(registry, info, { trace: opts.trace }));
+  } catch (e) {
+    removeContainerFiles(registry, info);
+    throw e;
+  }
+  return info.id;
+}
+
+/** The container's directory and name; its runtime state must be gone already. */
+export function removeContainerFiles(registry: Registry, info: ContainerInfo) {
+  fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true });
+  registry.releaseName(info.name, info.id);
 }

@@ -1,7 +1,10 @@
 // run: create, start, wait and delete in the foreground, as `runc run`:
 // stdio passed through, signals forwarded, the exit status returned.
+import fs = require('node:fs');
 import os = require('node:os');
-import type { ExitStatus } from '../native';
+import { TsrunError } from '../errors';
+import { native, type ExitStatus } from '../native';
+import { attachTerminal, type Attached } from '../process/terminal';
 import { createContainer, type CreateOptions } from './create';
 import { deleteContainer } from './delete';
 import { oomKills } from '../cgroup/placement';
@@ -33,9 +36,13 @@ export function forwardSignals(target: { signal(sig: number): void }): () => voi
   };
 }
 
-export interface RunOptions extends Omit<CreateOptions, 'foreground'> {
+export interface RunOptions extends Omit<CreateOptions, 'foreground' | 'consoleSocket' | 'monitor'> {
   /** Forward the runtime's own signals to the container (the CLI does). */
   forwardSignals?: boolean;
+  /** A terminal for the container, joined to this process's stdio (-t; stdin: -i too). */
+  terminal?: { stdin: boolean };
+  /** Called once the container process has been released to run its command. */
+  onStart?(pid: number): void;
   /** Called once the container has exited, before its cgroup is removed. */
   onExit?(result: RunResult): void;
 }
@@ -47,13 +54,33 @@ export interface RunResult {
 }
 
 export async function runContainer(opts: RunOptions): Promise<number> {
-  const created = await createContainer({ ...opts, foreground: true });
+  // The pty is made inside the container; its master comes back over this pair.
+  const consolePair = opts.terminal ? native().socketPair() : undefined;
+  let created;
+  try {
+    created = await createContainer({ ...opts, foreground: true, consoleSocket: consolePair?.[1] });
+  } catch (e) {
+    if (consolePair) consolePair.forEach((fd) => fs.closeSync(fd));
+    throw e;
+  }
+  let attached: Attached | undefined;
+  if (consolePair) {
+    fs.closeSync(consolePair[1]);
+    const master = native().recvFd(consolePair[0]);
+    fs.closeSync(consolePair[0]);
+    if (master === null) throw new TsrunError('the container made no terminal (no pty master arrived on the console socket)');
+    attached = attachTerminal(master, { stdin: opts.terminal!.stdin });
+  }
   const proc = created.process;
   const exited = proc.exited();
   const stopForwarding = opts.forwardSignals ? forwardSignals(proc) : () => {};
   try {
     await proc.start();
-    const exitCode = exitCodeOf(await exited);
+    opts.onStart?.(proc.pid);
+    const status = await exited;
+    await attached?.drained();
+    attached?.restore();
+    const exitCode = exitCodeOf(status);
     opts.onExit?.({ exitCode, oomKilled: created.record.cgroup ? oomKills(created.record.cgroup) > 0 : false });
     return exitCode;
   } catch (e) {
@@ -66,6 +93,7 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     await exited;
     throw e;
   } finally {
+    attached?.restore();
     stopForwarding();
     proc.closePidfd();
     await deleteContainer(opts.id, { root: opts.root, force: true });

@@ -31,6 +31,9 @@ export interface ContainerRecord {
   cgroup?: CgroupPlacement;
   /** Its path in every hierarchy, recorded before placement, so a create killed part way is still cleaned up. */
   cgroupPath?: string;
+  /** The monitor (native/monitor.cc) holding a container that outlives its command. */
+  monitorPid?: number;
+  monitorStartTime?: string;
 }
 
 /** The state of a container as runtime-spec "state" defines it. */

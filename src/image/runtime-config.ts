@@ -58,7 +58,14 @@ export interface ImageRunSettings {
   network: 'none' | 'host';
   /** Host files bound over /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
+  /** -t: the process gets a terminal. */
+  tty?: boolean;
+  /** --init: this host binary runs as pid 1 (bound at /dev/init) and starts the command. */
+  init?: string;
 }
+
+/** Where --init's binary appears inside the container: /dev is the container's own tmpfs, so the image is not touched. */
+export const INIT_IN_CONTAINER = '/dev/init';
 
 /** The command Docker would run: Entrypoint + Cmd, with the override rules. */
 export function commandLine(config: ImageConfig['config'], args: string[], entrypoint: string | undefined): string[] {
@@ -138,6 +145,7 @@ export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRu
       return m;
     }),
     ...s.tmpfs.map(parseTmpfs),
+    ...(s.init ? [{ destination: INIT_IN_CONTAINER, type: 'bind', source: s.init, options: ['bind', 'ro', 'nosuid', 'nodev'] }] : []),
   ];
   const namespaces: Spec['linux'] = {
     namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }, ...(s.network === 'none' ? [{ type: 'network' as const }] : [])],
@@ -145,9 +153,9 @@ export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRu
   return {
     ociVersion: '1.0.2',
     process: {
-      terminal: false,
+      terminal: !!s.tty,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids.length ? user.additionalGids : undefined },
-      args,
+      args: s.init ? [INIT_IN_CONTAINER, '--', ...args] : args,
       env,
       cwd,
       capabilities: { bounding: [...DOCKER_CAPABILITIES], effective: [...DOCKER_CAPABILITIES], permitted: [...DOCKER_CAPABILITIES] },

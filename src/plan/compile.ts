@@ -43,6 +43,29 @@ export interface CompileOptions {
   overlay?: OverlayMount;
   /** Give the container /dev/null as stdin instead of the runtime's (Docker without -i). */
   stdinNull?: boolean;
+  /** fds of the runtime's (log pipes) to become the container's 0, 1 and 2. */
+  stdio?: StdioFds;
+  /** A terminal as stdio, made inside the container; its master goes out over this socket. */
+  console?: ConsoleOptions;
+  /** A monitor program that clones the container and outlives the runtime. */
+  monitor?: MonitorSpec;
+}
+
+export type StdioFds = [number | undefined, number | undefined, number | undefined];
+
+export interface ConsoleOptions {
+  /** fd of a connected unix socket: the pty master is sent on it (SCM_RIGHTS). */
+  socket: number;
+  rows?: number;
+  cols?: number;
+}
+
+export interface MonitorSpec {
+  path: string;
+  argv: string[];
+  envp: string[];
+  /** The runtime's fds the monitor gets as 3, 4, ... */
+  fds: number[];
 }
 
 export interface OverlayMount {
@@ -63,6 +86,20 @@ export interface Plan {
   gidMap: string;
   trace: boolean;
   steps: PlanStep[];
+  monitor?: MonitorSpec;
+}
+
+/** Steps that give the process the runtime's fds as stdio. */
+export function stdioSteps(stdio: StdioFds | undefined): PlanStep[] {
+  const names = ['stdin', 'stdout', 'stderr'];
+  return (stdio ?? []).flatMap((fd, target) =>
+    fd === undefined ? [] : [step(Op.DUP2, `dup2(${fd}, ${target}): ${names[target]}`, target === 0 ? 'stdin from the runtime' : `${names[target]} goes to the monitor, which writes the container's log`, { n: [fd, target] })],
+  );
+}
+
+/** The step that makes a terminal inside the container and sends its master out. */
+export function consoleStep(c: ConsoleOptions): PlanStep {
+  return step(Op.CONSOLE, 'open /dev/ptmx: a terminal as stdin, stdout and stderr', 'the pty is made in the container\'s own devpts so tty(1) can name it; the master goes to the runtime over a unix socket (SCM_RIGHTS), and the process becomes a session leader with the terminal as its controlling tty (setsid(2), TIOCSCTTY)', { n: [c.socket, c.rows ?? 0, c.cols ?? 0] });
 }
 
 export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): Plan {
@@ -113,8 +150,10 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   if (opts.stdinNull) {
     steps.push(step(Op.OPEN_FD, 'open /dev/null as stdin', 'without -i the container reads nothing from the terminal or pipe tsrun was given', { s: ['/dev/null', null], n: [0, 0] }));
   }
+  steps.push(...stdioSteps(opts.stdio));
 
   steps.push(...rootfsSteps(spec, host, opts, newUser));
+  if (opts.console) steps.push(consoleStep(opts.console));
 
   if (spec.hostname) steps.push(step(Op.SETHOSTNAME, `sethostname("${spec.hostname}")`, 'the new UTS namespace has its own hostname (uts_namespaces(7))', { s: [spec.hostname] }));
   if (spec.domainname) steps.push(step(Op.SETDOMAINNAME, `setdomainname("${spec.domainname}")`, 'the NIS domain name lives in the UTS namespace too', { s: [spec.domainname] }));
@@ -156,6 +195,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   return {
     cloneFlags: twoStage ? 0 : nsFlags,
     twoStage,
+    monitor: opts.monitor,
     newUserNamespace: newUser,
     uidMap: idMap(linux.uidMappings),
     gidMap: idMap(linux.gidMappings),
@@ -314,7 +354,7 @@ export interface JoinNamespace {
  * into its PID namespace, then take the process's credentials and exec.
  * The runtime places the new process in the container's cgroups at GO.
  */
-export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number } = {}): Plan {
+export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number; console?: ConsoleOptions } = {}): Plan {
   const steps: PlanStep[] = [];
   const rank = (t: string) => (t === 'user' ? 0 : t === 'mount' ? 2 : 1);
   for (const ns of [...join].sort((a, b) => rank(a.type) - rank(b.type))) {
@@ -324,6 +364,7 @@ export function compileExecPlan(process: NonNullable<Spec['process']>, join: Joi
   steps.push(step(Op.FORK, 'clone(CLONE_PARENT): the exec\'d process', 'setns into a PID namespace applies to children only: the new process is the first inside it', { n: [0] }));
   if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'the process must not outlive the exec that waits for it', { n: [opts.parentDeathSignal] }));
   steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first'));
+  if (opts.console) steps.push(consoleStep(opts.console));
   for (const rl of process.rlimits ?? []) {
     steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'the container\'s resource limits (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
   }

@@ -7,7 +7,7 @@ import { EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND, TsrunError, errnoName } from '../er
 import { native, type ExitStatus } from '../native';
 import { cloneFlagNames } from '../ns/namespaces';
 import { describeClone, type Plan } from './compile';
-import { MESSAGE_SIZE, Msg, Op, Reply } from './ops';
+import { MESSAGE_SIZE, Msg, Op, Reply, STEP_CLONE, STEP_MONITOR } from './ops';
 
 export interface LaunchHooks {
   /** Handshake 2: put the container process in its cgroup before it goes on. */
@@ -87,6 +87,8 @@ function describeErrno(err: number): string {
 
 /** The error a failed step becomes: the step, what it did, and errno. */
 export function stepError(plan: Plan, index: number, err: number): TsrunError {
+  if (index === STEP_MONITOR) return new TsrunError(`start the monitor ${plan.monitor?.path}: ${describeErrno(err)}`);
+  if (index === STEP_CLONE) return new TsrunError(`clone(${cloneFlagNames(plan.cloneFlags)}) of the container by its monitor: ${describeErrno(err)}`);
   const s = plan.steps[index];
   if (!s) return new TsrunError(`container setup failed at unknown step ${index}: ${describeErrno(err)}`);
   if (s.op === Op.LOOKUP_EXEC || s.op === Op.EXEC) {
@@ -116,11 +118,13 @@ export class LaunchedProcess {
     readonly plan: Plan,
     readonly pid: number,
     readonly pidfd: number,
+    /** The monitor holding the container (0: the runtime is its parent). */
+    readonly monitorPid: number,
     private readonly channel: SyncChannel,
     private readonly hooks: LaunchHooks,
   ) {}
 
-  /** Resolves when the process exits: its status, since it is our child. */
+  /** Resolves when the process exits: its status if it is our child (no monitor), else null. */
   exited(): Promise<ExitStatus | null> {
     this.exitPromise ??= new Promise((resolve) => native().watchPidfd(this.pidfd, resolve));
     return this.exitPromise;
@@ -171,9 +175,14 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
     hooks.trace(`[ 0/${plan.steps.length}] clone(${cloneFlagNames(plan.cloneFlags)})${plan.twoStage ? ': a first process joins namespaces by path, then forks the container' : ''}`);
     for (const line of describeClone(plan)) hooks.trace(`        ${line}`);
   }
-  const { pid: firstPid, sock } = n.spawn({ cloneFlags: plan.cloneFlags, trace: plan.trace, steps: plan.steps });
+  const { pid: firstPid, sock } = n.spawn({ cloneFlags: plan.cloneFlags, trace: plan.trace, steps: plan.steps, monitor: plan.monitor });
   const channel = new SyncChannel(sock);
-  let containerPid = plan.twoStage ? 0 : firstPid;
+  // With a monitor, the first child only forks the monitor and exits; the
+  // monitor clones the container and reports both pids.
+  const viaMonitor = !!plan.monitor;
+  let containerPid = plan.twoStage || viaMonitor ? 0 : firstPid;
+  let monitorPid = 0;
+  let monitorPidfd = -1;
   let pidfd = -1;
   const reaped = new Set<number>();
   const reapQuietly = (pid: number) => {
@@ -184,19 +193,29 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
     }
   };
   try {
-    if (!plan.twoStage && plan.newUserNamespace) writeIdMaps(plan, firstPid, hooks);
-    while (plan.twoStage && containerPid === 0) {
+    if (!plan.twoStage && !viaMonitor && plan.newUserNamespace) writeIdMaps(plan, firstPid, hooks);
+    while (containerPid === 0 || (viaMonitor && monitorPid === 0)) {
       const m = await channel.next();
-      if (m === null) throw new TsrunError('container setup failed: the first process exited before forking the container');
+      if (m === null) throw new TsrunError(`container setup failed: the ${viaMonitor ? 'monitor' : 'first process'} exited before forking the container`);
       if (m.kind === Msg.STEP) traceStep(plan, hooks, m.step);
       else if (m.kind === Msg.ERROR) throw stepError(plan, m.step, m.err);
       else if (m.kind === Msg.USERNS) {
         writeIdMaps(plan, m.value, hooks);
         channel.send(Reply.GO);
-      } else if (m.kind === Msg.PID) {
-        containerPid = m.value;
+      } else if (m.kind === Msg.MONITOR) {
+        monitorPid = m.value;
+        monitorPidfd = n.pidfdOpen(monitorPid);
+        hooks.trace?.(`        monitor: pid ${monitorPid} holds the container (its parent) and outlives this command`);
         reapQuietly(firstPid);
         reaped.add(firstPid);
+      } else if (m.kind === Msg.PID) {
+        containerPid = m.value;
+        if (viaMonitor) {
+          if (!plan.twoStage && plan.newUserNamespace) writeIdMaps(plan, containerPid, hooks);
+        } else {
+          reapQuietly(firstPid);
+          reaped.add(firstPid);
+        }
       }
     }
     pidfd = n.pidfdOpen(containerPid);
@@ -212,8 +231,26 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
     }
   } catch (e) {
     channel.close();
+    if (viaMonitor) {
+      // Not our children: signalled through pidfds, so never a reused pid; the monitor reaps the container.
+      if (pidfd < 0 && containerPid > 0) {
+        try {
+          pidfd = n.pidfdOpen(containerPid);
+        } catch {
+          /* already gone */
+        }
+      }
+      for (const fd of [pidfd, monitorPidfd]) {
+        if (fd < 0) continue;
+        try {
+          n.pidfdSendSignal(fd, 9);
+        } catch {
+          /* already gone */
+        }
+      }
+    }
     // Each child once; never a pid already reaped, which may belong to someone else by now.
-    for (const pid of new Set([firstPid, containerPid])) {
+    for (const pid of new Set(viaMonitor ? [firstPid] : [firstPid, containerPid])) {
       if (pid <= 0 || reaped.has(pid)) continue;
       try {
         process.kill(pid, 'SIGKILL');
@@ -223,9 +260,11 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
       reapQuietly(pid);
     }
     if (pidfd >= 0) fs.closeSync(pidfd);
+    if (monitorPidfd >= 0) fs.closeSync(monitorPidfd);
     throw e;
   }
-  return new LaunchedProcess(plan, containerPid, pidfd, channel, hooks);
+  if (monitorPidfd >= 0) fs.closeSync(monitorPidfd);
+  return new LaunchedProcess(plan, containerPid, pidfd, monitorPid, channel, hooks);
 }
 
 function writeIdMaps(plan: Plan, pid: number, hooks: LaunchHooks) {

@@ -35,12 +35,17 @@ export const Op = {
   REMOUNT_RO: 33,
   SET_ROOT: 34,
   OPEN_FD: 35,
+  DUP2: 36,
+  CONSOLE: 37,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];
 
 /** Messages from the child (native/plan.h Msg). */
-export const Msg = { ERROR: 1, READY: 2, PID: 3, USERNS: 4, STEP: 5 } as const;
+export const Msg = { ERROR: 1, READY: 2, PID: 3, USERNS: 4, STEP: 5, MONITOR: 6 } as const;
+/** Step indexes of errors outside the plan's steps. */
+export const STEP_MONITOR = -2;
+export const STEP_CLONE = -3;
 /** Replies to the child (native/plan.h Reply). */
 export const Reply = { GO: 1, START: 2 } as const;
 export const MESSAGE_SIZE = 16;

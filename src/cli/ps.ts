@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { listManaged, parseFilters } from '../container/inspect';
+import { TsrunError } from '../errors';
+import { printTable, registryOf } from './common';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function register(program: Command) {
+  program
+    .command('ps')
+    .description('list containers made from images: running ones, or all with -a')
+    .option('-a, --all', 'include stopped containers')
+    .option('-q, --quiet', 'only ids')
+    .option('--no-trunc', 'full ids and commands')
+    .option('--format <format>', 'table or json', 'table')
+    .option('-f, --filter <key=value>', 'name=..., status=created|running|paused|restarting|exited|dead, id=...', collect)
+    .action((opts: { all?: boolean; quiet?: boolean; trunc: boolean; format: string; filter?: string[] }, cmd: Command) => {
+      if (opts.format !== 'table' && opts.format !== 'json') throw new TsrunError(`unknown --format "${opts.format}": use table or json`);
+      let filter;
+      try {
+        filter = parseFilters(opts.filter ?? []);
+      } catch (e) {
+        throw new TsrunError((e as Error).message);
+      }
+      const rows = listManaged(registryOf(cmd), { all: opts.all, filter });
+      const id = (s: string) => (opts.trunc ? s.slice(0, 12) : s);
+      if (opts.quiet) {
+        if (rows.length) process.stdout.write(rows.map((r) => id(r.id)).join('\n') + '\n');
+        return;
+      }
+      if (opts.format === 'json') {
+        process.stdout.write(rows.map((r) => JSON.stringify({ ID: r.id, Names: r.name, Image: r.image, Command: r.command, CreatedAt: r.created, State: r.status, Status: r.statusText, ExitCode: r.exitCode, Pid: r.pid })).join('\n') + (rows.length ? '\n' : ''));
+        return;
+      }
+      const cmdText = (c: string) => JSON.stringify(opts.trunc && c.length > 20 ? c.slice(0, 19) + '…' : c);
+      printTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], ...rows.map((r) => [id(r.id), r.image, cmdText(r.command), `${humanAgo(r.created)}`, r.statusText, r.name])]);
+    });
+}
+
+function humanAgo(t: string): string {
+  const s = Math.round((Date.now() - Date.parse(t)) / 1000);
+  if (s < 60) return `${s} seconds ago`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes ago`;
+  if (s < 172800) return `${Math.round(s / 3600)} hours ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}

@@ -1,0 +1,53 @@
+// Starting an image container under its monitor (`run -d`, `start`,
+// `restart`, and a restart policy): the runtime's create with a monitor,
+// then start through the exec fifo, then this command may exit.
+import fs = require('node:fs');
+import { CLI_PATH } from '../native';
+import { createContainer, readBundleSpec } from './create';
+import { deleteContainer } from './delete';
+import type { ContainerInfo, Registry } from './registry';
+import { startContainer } from './start';
+
+export interface DetachedStartOptions {
+  trace?: (line: string) => void;
+}
+
+/** The command the monitor runs once the container has exited: `tsrun container-exited ID`. */
+export function exitCommand(registry: Registry, id: string): string[] {
+  return [process.execPath, CLI_PATH, '--root', registry.runtime.root, '--storage', registry.images.root, 'container-exited', id];
+}
+
+/** Call with the container's lock held. */
+export async function startDetached(registry: Registry, info: ContainerInfo, opts: DetachedStartOptions = {}): Promise<void> {
+  const id = info.id;
+  // What is left of an earlier run (a stopped runtime container) goes first.
+  if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
+  fs.rmSync(registry.file(id, 'exit.json'), { force: true });
+  const bundle = registry.containerDir(id);
+  const created = await createContainer({
+    id,
+    bundle,
+    spec: readBundleSpec(bundle),
+    root: registry.runtime.root,
+    trace: opts.trace,
+    overlay: info.overlay,
+    // A detached container has no terminal or pipe of ours to read from.
+    stdinNull: !info.config.tty,
+    monitor: {
+      exitFile: registry.file(id, 'exit.json'),
+      logFile: registry.file(id, 'container.log'),
+      logMaxBytes: info.hostConfig.logMaxBytes,
+      terminal: info.config.tty,
+      exitCommand: exitCommand(registry, id),
+    },
+  });
+  // Recorded before it can run, so the monitor's clean-up finds this run's pid.
+  info.state = { ...info.state, pid: created.record.pid, startedAt: new Date().toISOString(), finishedAt: '', error: '', manuallyStopped: false, restarting: false, oomKilled: false };
+  registry.write(info);
+  try {
+    startContainer(id, registry.runtime.root);
+    await created.process.awaitExec();
+  } finally {
+    created.process.detach();
+  }
+}

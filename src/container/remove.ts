@@ -1,0 +1,29 @@
+// rm: an image container and everything it has (runtime state, cgroups,
+// writable layer, log, name). -f kills it first.
+import { TsrunError } from '../errors';
+import { deleteContainer } from './delete';
+import { signalProcess, waitForExit } from './kill';
+import type { Registry } from './registry';
+import { removeContainerFiles } from './run-image';
+
+export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
+  if (!registry.isManaged(id)) {
+    // A runtime container made with `create`: rm -f is delete --force.
+    await deleteContainer(id, { root: registry.runtime.root, force: opts.force });
+    return;
+  }
+  await registry.lock(id, async () => {
+    const info = registry.read(id);
+    const live = registry.live(info);
+    if (live.running || live.status === 'restarting') {
+      if (!opts.force) throw new TsrunError(`cannot remove container ${info.name} (${id.slice(0, 12)}): it is ${live.status}; stop it first or use rm -f`);
+      info.state.manuallyStopped = true;
+      registry.write(info);
+      const rt = registry.runtimeRecord(id);
+      if (rt?.pid && signalProcess(rt.pid, rt.pidStartTime, 9)) await waitForExit(rt.pid, rt.pidStartTime);
+    }
+    // The runtime's state and cgroups (whatever a dead create or monitor left too).
+    if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
+    removeContainerFiles(registry, info);
+  });
+}

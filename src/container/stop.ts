@@ -1,0 +1,88 @@
+// stop, kill and restart of image containers (Docker's verbs). A stop or a
+// kill with the stop signal or SIGKILL counts as a manual stop: no restart
+// policy brings the container back.
+import { TsrunError } from '../errors';
+import { parseSignal, signalName } from '../process/signals';
+import { signalProcess, waitForExit } from './kill';
+import { startDetached } from './detached';
+import { isAlive, processStartTime } from './store';
+import type { Registry } from './registry';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The live process of a container, if it has one. */
+function liveProcess(registry: Registry, id: string): { pid: number; startTime: string; monitorPid?: number; monitorStartTime?: string } | undefined {
+  const rt = registry.runtimeRecord(id);
+  if (!rt || !rt.pid || !isAlive(rt.pid, rt.pidStartTime)) return undefined;
+  return { pid: rt.pid, startTime: rt.pidStartTime, monitorPid: rt.monitorPid, monitorStartTime: rt.monitorStartTime };
+}
+
+async function markManualStop(registry: Registry, id: string) {
+  if (!registry.isManaged(id)) return;
+  await registry.lock(id, () => {
+    const info = registry.read(id);
+    info.state.manuallyStopped = true;
+    registry.write(info);
+  });
+}
+
+/** Resolves true if the process ended within ms. */
+async function exitWithin(pid: number, startTime: string, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = await Promise.race([waitForExit(pid, startTime).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return ended;
+}
+
+/** Waits (bounded) for the monitor's clean-up, so what follows sees the exit recorded. */
+async function settle(registry: Registry, id: string, monitorPid?: number, monitorStartTime?: string) {
+  if (!monitorPid) return;
+  const start = processStartTime(monitorPid);
+  if (start !== monitorStartTime) return;
+  await exitWithin(monitorPid, monitorStartTime ?? '', 15_000);
+}
+
+function stopSignalOf(registry: Registry, id: string): number {
+  if (!registry.isManaged(id)) return parseSignal('SIGTERM');
+  return parseSignal(registry.read(id).config.stopSignal || 'SIGTERM');
+}
+
+/** Docker's stop: the stop signal, then SIGKILL after timeoutSec. Returns false if it was not running. */
+export async function stopContainer(registry: Registry, id: string, timeoutSec = 10, signal?: number): Promise<boolean> {
+  await markManualStop(registry, id);
+  const p = liveProcess(registry, id);
+  if (!p) return false;
+  const sig = signal ?? stopSignalOf(registry, id);
+  signalProcess(p.pid, p.startTime, sig);
+  if (!(await exitWithin(p.pid, p.startTime, timeoutSec * 1000))) {
+    signalProcess(p.pid, p.startTime, 9);
+    if (!(await exitWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
+  }
+  await settle(registry, id, p.monitorPid, p.monitorStartTime);
+  return true;
+}
+
+/** Docker's kill: one signal (default SIGKILL), no waiting. */
+export async function killManaged(registry: Registry, id: string, signal = 9): Promise<void> {
+  const p = liveProcess(registry, id);
+  if (!p) throw new TsrunError(`cannot kill container ${id.slice(0, 12)}: it is not running`);
+  if (signal === 9 || signal === stopSignalOf(registry, id)) await markManualStop(registry, id);
+  if (!signalProcess(p.pid, p.startTime, signal)) throw new TsrunError(`cannot kill container ${id.slice(0, 12)}: pid ${p.pid} exited before ${signalName(signal)} reached it`);
+}
+
+/** Docker's start for an image container that is not running (with its writable layer as it was left). */
+export async function startStopped(registry: Registry, id: string, opts: { trace?: (line: string) => void } = {}): Promise<void> {
+  if (!registry.isManaged(id)) throw new TsrunError(`container ${id} was not made from an image: use \`tsrun start\` on a created container only`);
+  await registry.lock(id, async () => {
+    const info = registry.read(id);
+    const live = registry.live(info);
+    if (live.running) return; // already running: Docker's start is a no-op then
+    await startDetached(registry, info, opts);
+  });
+}
+
+export async function restartContainer(registry: Registry, id: string, timeoutSec = 10): Promise<void> {
+  await stopContainer(registry, id, timeoutSec);
+  await sleep(0);
+  await startStopped(registry, id);
+}

@@ -1,0 +1,31 @@
+// wait: blocks until a container has stopped for good (its restart policy
+// done with it) and returns its exit code.
+import { TsrunError } from '../errors';
+import type { Registry } from './registry';
+import { isAlive } from './store';
+
+export async function waitContainer(registry: Registry, id: string, pollMs = 50): Promise<number> {
+  let last: number | undefined;
+  for (;;) {
+    if (!registry.isManaged(id)) {
+      // --rm removed it: the exit code seen last.
+      if (last !== undefined) return last;
+      throw new TsrunError(`no such container: ${id}`);
+    }
+    let info;
+    try {
+      info = registry.read(id);
+    } catch (e) {
+      if (last !== undefined) return last;
+      throw e;
+    }
+    const exit = registry.readExit(id);
+    if (exit && exit.pid === info.state.pid) last = exit.exitCode ?? 128 + (exit.signal ?? 0);
+    const live = registry.live(info);
+    const rt = registry.runtimeRecord(id);
+    const cleanupPending = !!exit && exit.pid === info.state.pid && !info.state.finishedAt && !!rt?.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '');
+    const settled = (live.status === 'exited' || live.status === 'dead') && !info.state.restarting && !cleanupPending;
+    if (settled) return live.exitCode;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
