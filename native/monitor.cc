@@ -277,6 +277,9 @@ int main(int argc, char **argv) {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, nullptr);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  // spawn blocked SIGCHLD before cloning the container, so an exit before
+  // this point is still pending; reap once anyway, in case it was not.
+  reap();
   if (log_file) open_log();
   if (out.fd >= 0) set_nonblock(out.fd);
   if (err.fd >= 0) set_nonblock(err.fd);

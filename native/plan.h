@@ -48,6 +48,7 @@ enum Op : int32_t {
   OP_OPEN_FD = 35,       // s0 path, n0 target fd, n1 open flags: e.g. /dev/null as stdin
   OP_DUP2 = 36,          // n0 fd the runtime made (a log pipe), n1 target fd (0, 1 or 2)
   OP_CONSOLE = 37,       // n0 socket to send the pty master on, n1 rows, n2 cols: a terminal as stdio
+  OP_LOOPBACK_UP = 38,   // bring up lo in a new network namespace
 };
 
 enum Msg : int32_t {

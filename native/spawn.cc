@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -645,6 +646,22 @@ int run_step(int i) {
     }
     case OP_CONSOLE:
       return do_console(st);
+    case OP_LOOPBACK_UP: {
+      int sock = static_cast<int>(syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (sock < 0) return -1;
+      struct ifreq ifr;
+      memset(&ifr, 0, sizeof ifr);
+      memcpy(ifr.ifr_name, "lo", 3);
+      int r = ioctl(sock, SIOCGIFFLAGS, &ifr);
+      if (r == 0) {
+        ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+        r = ioctl(sock, SIOCSIFFLAGS, &ifr);
+      }
+      int e = errno;
+      close(sock);
+      errno = e;
+      return r;
+    }
     default:
       errno = EINVAL;
       return -1;
@@ -731,6 +748,13 @@ bool stage1_reports_pid(const Plan *plan) {
     exit_now(pid < 0 ? 1 : 0);
   }
   send_msg(MSG_MONITOR, STEP_MONITOR, 0, static_cast<int32_t>(syscall(SYS_getpid)));
+  // SIGCHLD stays blocked (and so pending) across the exec of the monitor:
+  // a container that exits at once is not missed. The container unblocks
+  // every signal in child_main.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
   long cpid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, 0, 0, 0);
   if (cpid == 0) child_main(plan, fd);
   if (cpid < 0) {

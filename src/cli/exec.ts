@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { execInContainer } from '../container/exec';
 import { TsrunError } from '../errors';
 import type { Process } from '../spec/types';
-import { globals, resolveRef, traceSink } from './common';
+import { globals, registryOf, traceSink } from './common';
 import { connectConsoleSocket } from './create';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -36,11 +36,18 @@ export function register(program: Command) {
         }
       } else if (!command.length) throw new TsrunError('exec: give a command to run');
       const g = globals(cmd);
+      const registry = registryOf(cmd);
+      const target = registry.resolve(id);
+      if (registry.isManaged(target)) {
+        const info = registry.read(target);
+        const live = registry.live(info);
+        if (!live.running) throw new TsrunError(`cannot exec in container ${info.name} (${target.slice(0, 12)}): it is ${live.status}`);
+      }
       const tty = opts.tty || !!proc?.terminal;
       const consoleSocket = tty && opts.consoleSocket ? connectConsoleSocket(opts.consoleSocket) : undefined;
       try {
         process.exitCode = await execInContainer({
-          id: resolveRef(cmd, id),
+          id: target,
           root: g.root,
           args: command,
           process: proc,

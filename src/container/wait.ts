@@ -23,8 +23,9 @@ export async function waitContainer(registry: Registry, id: string, pollMs = 50)
     if (exit && exit.pid === info.state.pid) last = exit.exitCode ?? 128 + (exit.signal ?? 0);
     const live = registry.live(info);
     const rt = registry.runtimeRecord(id);
-    const cleanupPending = !!exit && exit.pid === info.state.pid && !info.state.finishedAt && !!rt?.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '');
-    const settled = (live.status === 'exited' || live.status === 'dead') && !info.state.restarting && !cleanupPending;
+    // While the monitor lives (it becomes the clean-up, which may restart), the end is not final.
+    const monitorAlive = !!rt?.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '');
+    const settled = (live.status === 'exited' || live.status === 'dead') && !info.state.restarting && !monitorAlive;
     if (settled) return live.exitCode;
     await new Promise((r) => setTimeout(r, pollMs));
   }

@@ -147,6 +147,9 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     steps.push(step(Op.SETRESGID, 'setresgid(0) in the user namespace', 'become the namespace\'s root group, so setup creates files as a mapped id', { n: [0] }));
     steps.push(step(Op.SETRESUID, 'setresuid(0) in the user namespace', 'become the namespace\'s root user, so setup creates files as a mapped id (user_namespaces(7))', { n: [0] }));
   }
+  if (newNs.some((n) => n.type === 'network')) {
+    steps.push(step(Op.LOOPBACK_UP, 'ip link set lo up', 'a new network namespace starts with only lo, and it is down; servers on 127.0.0.1 need it up, as runc and Docker do (network_namespaces(7))'));
+  }
   if (opts.stdinNull) {
     steps.push(step(Op.OPEN_FD, 'open /dev/null as stdin', 'without -i the container reads nothing from the terminal or pipe tsrun was given', { s: ['/dev/null', null], n: [0, 0] }));
   }

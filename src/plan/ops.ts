@@ -37,6 +37,7 @@ export const Op = {
   OPEN_FD: 35,
   DUP2: 36,
   CONSOLE: 37,
+  LOOPBACK_UP: 38,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];
