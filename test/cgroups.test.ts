@@ -42,13 +42,20 @@ t.test('--memory 32m: a memory hog is OOM-killed, exit 137, reported', { skip: n
 });
 
 t.test('--cpus 0.5 holds a busy loop near half a CPU', { skip: needsRoot }, async (t) => {
-  // CPU time used by the container's cgroup over 2 s of wall time, in percent.
+  // CPU time used by the container's cgroup over 2 s of wall time, in percent,
+  // and how often the kernel throttled it (cpu.stat nr_throttled, v1 and v2).
   const usage = `$(cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null || echo $(( $(grep usage_usec /sys/fs/cgroup/cpu.stat | cut -d" " -f2) * 1000 )))`;
-  const r = ts(['run', '--rm', '--cpus', '0.5', 'busybox', 'sh', '-c', `a=${usage}; (while :; do :; done) & sleep 2; b=${usage}; echo $(( (b - a) / 20000000 ))`]);
+  const throttled = `$(grep nr_throttled /sys/fs/cgroup/cpu/cpu.stat 2>/dev/null || grep nr_throttled /sys/fs/cgroup/cpu.stat)`;
+  const r = ts(['run', '--rm', '--cpus', '0.5', 'busybox', 'sh', '-c', `a=${usage}; (while :; do :; done) & sleep 2; b=${usage}; echo $(( (b - a) / 20000000 )); echo ${throttled}`]);
   t.equal(r.status, 0, r.stderr);
-  const pct = Number(r.stdout.trim());
-  // A tolerance wide enough for a loaded host or an emulated guest (61% seen under QEMU TCG).
-  t.ok(pct >= 35 && pct <= 70, `about 50% of a CPU (measured ${pct}%)`);
+  const [pctLine, throttleLine] = r.stdout.trim().split('\n');
+  const pct = Number(pctLine);
+  const nrThrottled = Number(/nr_throttled (\d+)/.exec(throttleLine ?? '')?.[1] ?? 0);
+  t.ok(nrThrottled > 0, `the kernel throttled the loop (nr_throttled ${nrThrottled})`);
+  // Under software emulation (the v2 guest, TSRUN_EMULATED=1) timer ticks come late
+  // and bandwidth accounting overshoots (61-79% seen); throttling above is the proof there.
+  const high = process.env.TSRUN_EMULATED === '1' ? 90 : 70;
+  t.ok(pct >= 35 && pct <= high, `about 50% of a CPU (measured ${pct}%, allowed 35-${high}%)`);
 });
 
 t.test('--pids-limit 1 and --memory 4m still run echo hi', { skip: needsRoot }, async (t) => {
