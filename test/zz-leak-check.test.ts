@@ -25,9 +25,21 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
     const base = path.join('/sys/fs/cgroup', h);
     for (const d of fs.existsSync(base) ? fs.readdirSync(base) : []) if (d.startsWith('tsrun-test')) cgroups.push(path.join(base, d));
     const parent = path.join(base, 'tsrun');
-    // Test container ids are word-PID-N.
-    for (const d of fs.existsSync(parent) ? fs.readdirSync(parent) : []) if (/^[a-z]+-\d+-\d+$/.test(d)) cgroups.push(path.join(parent, d));
+    // Test container ids are word-PID-N; image containers have 64-hex ids, and
+    // one without state under the default root belongs to no container at all.
+    for (const d of fs.existsSync(parent) ? fs.readdirSync(parent) : []) {
+      if (/^[a-z]+-\d+-\d+$/.test(d) || (/^[0-9a-f]{64}$/.test(d) && !fs.existsSync(path.join('/run/tsrun', d)))) cgroups.push(path.join(parent, d));
+    }
   }
   t.same(cgroups, [], 'no cgroup directories');
+  const monitors = fs.readdirSync('/proc').filter((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.includes('tsrun-monitor') && cmd.includes(TEST_BASE);
+    } catch {
+      return false;
+    }
+  });
+  t.same(monitors, [], 'no container monitors');
   fs.rmSync(TEST_BASE, { recursive: true, force: true });
 });

@@ -65,6 +65,9 @@ export interface ContainerInfo {
     pid: number;
     /** The restart policy will start it again (after a back-off). */
     restarting: boolean;
+    /** The tsrun process making it; if that dies before the container starts, it is dead. */
+    creatorPid?: number;
+    creatorStartTime?: string;
   };
 }
 
@@ -186,7 +189,13 @@ export class Registry {
     if (fs.existsSync(this.file(ref, 'container.json')) || (/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(ref) && this.runtime.exists(ref))) return ref;
     const named = NAME.test(ref) ? this.nameOwner(ref) : undefined;
     if (named) return named;
-    const all = new Set([...this.ids(), ...this.runtime.ids()]);
+    let dirs: string[] = [];
+    try {
+      dirs = fs.readdirSync(this.dir);
+    } catch {
+      /* no containers yet */
+    }
+    const all = new Set([...dirs, ...this.runtime.ids()]);
     const matches = [...all].filter((id) => id.startsWith(ref));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw new TsrunError(`"${ref}" matches ${matches.length} containers (${matches.map((m) => m.slice(0, 12)).join(', ')}): give more of the id`);
@@ -274,6 +283,10 @@ export class Registry {
     }
     if (!rt) {
       if (s.restarting) base.status = 'restarting';
+      else if (!s.startedAt && s.creatorPid && !isAlive(s.creatorPid, s.creatorStartTime ?? '')) {
+        base.status = 'dead';
+        base.error = `tsrun (pid ${s.creatorPid}) ended while making it, before it started; \`tsrun rm -f\` removes it`;
+      }
       else if (s.startedAt && !s.finishedAt && !exitOfThisRun) {
         base.exitCode = 255;
         base.error = `the process (pid ${s.pid}) is gone and its exit status was not recorded (tsrun ended, or the host rebooted)`;

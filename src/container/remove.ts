@@ -1,5 +1,6 @@
 // rm: an image container and everything it has (runtime state, cgroups,
 // writable layer, log, name). -f kills it first.
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { deleteContainer } from './delete';
 import { signalProcess, waitForExit } from './kill';
@@ -7,6 +8,12 @@ import type { Registry } from './registry';
 import { removeContainerFiles } from './run-image';
 
 export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
+  if (!registry.isManaged(id) && fs.existsSync(registry.containerDir(id))) {
+    // A run killed between making the directory and writing its record.
+    if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
+    fs.rmSync(registry.containerDir(id), { recursive: true, force: true });
+    return;
+  }
   if (!registry.isManaged(id)) {
     // A runtime container made with `create`: rm -f is delete --force.
     await deleteContainer(id, { root: registry.runtime.root, force: opts.force });

@@ -6,7 +6,8 @@ import os = require('node:os');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import { progress } from '../image/progress';
-import { parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';
+import { commandLine, parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';
+import { processStartTime } from './store';
 import { resolveOciReference } from '../image/load';
 import { ImageStore, type LayerInfo } from '../image/store';
 import type { Image } from '../image/store';
@@ -150,89 +151,93 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
 
   const id = registry.newId();
   const name = opts.name ?? registry.generateName();
-  registry.claimName(name, id);
   const dir = registry.containerDir(id);
+  const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
+  const etcFiles = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
+  const settings: ImageRunSettings = {
+    args: opts.args ?? [],
+    entrypoint: opts.entrypoint,
+    env,
+    workdir: opts.workdir,
+    hostname,
+    readOnly: !!opts.readOnly,
+    volumes: opts.volumes ?? [],
+    tmpfs: opts.tmpfs ?? [],
+    network,
+    etcFiles,
+    tty: !!opts.tty,
+    init: opts.init ? INIT_PATH : undefined,
+  };
+  const spec = specFromImage(img.config, user, settings);
+  spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
+  const cfg = img.config.config ?? {};
+  // What the image says that the runtime config has no field for is kept as annotations:
+  // the stop signal for `stop`, labels, exposed ports and volumes for `inspect`.
+  spec.annotations = {
+    'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id,
+    'tsrun.image.id': img.record.id,
+    'tsrun.name': name,
+    ...(cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': cfg.StopSignal } : {}),
+    ...(cfg.ExposedPorts ? { 'tsrun.image.exposedPorts': Object.keys(cfg.ExposedPorts).join(',') } : {}),
+    ...(cfg.Volumes ? { 'tsrun.image.volumes': Object.keys(cfg.Volumes).join(',') } : {}),
+    ...Object.fromEntries(Object.entries(cfg.Labels ?? {}).map(([k, v]) => [`tsrun.label.${k}`, v])),
+  };
+  const command = commandLine(cfg, opts.args ?? [], opts.entrypoint);
+  const info: ContainerInfo = {
+    id,
+    name,
+    created: new Date().toISOString(),
+    image: opts.image,
+    imageId: img.record.id,
+    path: command[0],
+    args: command.slice(1),
+    config: {
+      hostname,
+      env: spec.process!.env ?? [],
+      workingDir: spec.process!.cwd,
+      user: opts.user ?? cfg.User ?? '',
+      tty: !!opts.tty,
+      openStdin: !!opts.interactive,
+      entrypoint: opts.entrypoint !== undefined ? (opts.entrypoint ? [opts.entrypoint] : null) : (cfg.Entrypoint ?? null),
+      cmd: opts.args?.length ? opts.args : (cfg.Cmd ?? null),
+      labels: cfg.Labels ?? {},
+      stopSignal: cfg.StopSignal ?? 'SIGTERM',
+    },
+    hostConfig: {
+      autoRemove: !!opts.rm,
+      restartPolicy,
+      logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
+      readOnly: !!opts.readOnly,
+      network,
+      binds: opts.volumes ?? [],
+      tmpfs: opts.tmpfs ?? [],
+      init: !!opts.init,
+    },
+    overlay: overlayFor(store, layers, dir),
+    state: { startedAt: '', finishedAt: '', exitCode: 0, oomKilled: false, error: '', restartCount: 0, manuallyStopped: false, pid: 0, restarting: false, creatorPid: process.pid, creatorStartTime: processStartTime(process.pid) ?? '' },
+  };
+  // The record first, then the name: whatever a kill leaves behind is a
+  // container that ps lists (as dead) and rm -f removes, never a stray name.
+  fs.mkdirSync(dir, { mode: 0o700 });
+  let named = false;
   try {
-    fs.mkdirSync(dir, { mode: 0o700 });
+    registry.write(info);
+    registry.claimName(name, id);
+    named = true;
     for (const v of opts.volumes ?? []) {
       // Docker creates a missing host path as a directory.
       fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
     }
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
-    const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
-    const etcFiles = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
     fs.writeFileSync(etcFiles.hosts, hostsFile(network));
     fs.writeFileSync(etcFiles.hostname, hostname + '\n');
     fs.writeFileSync(etcFiles.resolvConf, resolvConf(network));
-    const settings: ImageRunSettings = {
-      args: opts.args ?? [],
-      entrypoint: opts.entrypoint,
-      env,
-      workdir: opts.workdir,
-      hostname,
-      readOnly: !!opts.readOnly,
-      volumes: opts.volumes ?? [],
-      tmpfs: opts.tmpfs ?? [],
-      network,
-      etcFiles,
-      tty: !!opts.tty,
-      init: opts.init ? INIT_PATH : undefined,
-    };
-    const spec = specFromImage(img.config, user, settings);
-    spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
-    const cfg = img.config.config ?? {};
-    // What the image says that the runtime config has no field for is kept as annotations:
-    // the stop signal for `stop`, labels, exposed ports and volumes for `inspect`.
-    spec.annotations = {
-      'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id,
-      'tsrun.image.id': img.record.id,
-      'tsrun.name': name,
-      ...(cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': cfg.StopSignal } : {}),
-      ...(cfg.ExposedPorts ? { 'tsrun.image.exposedPorts': Object.keys(cfg.ExposedPorts).join(',') } : {}),
-      ...(cfg.Volumes ? { 'tsrun.image.volumes': Object.keys(cfg.Volumes).join(',') } : {}),
-      ...Object.fromEntries(Object.entries(cfg.Labels ?? {}).map(([k, v]) => [`tsrun.label.${k}`, v])),
-    };
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
-    const args = spec.process!.args;
-    const info: ContainerInfo = {
-      id,
-      name,
-      created: new Date().toISOString(),
-      image: opts.image,
-      imageId: img.record.id,
-      path: args[0],
-      args: args.slice(1),
-      config: {
-        hostname,
-        env: spec.process!.env ?? [],
-        workingDir: spec.process!.cwd,
-        user: opts.user ?? cfg.User ?? '',
-        tty: !!opts.tty,
-        openStdin: !!opts.interactive,
-        entrypoint: opts.entrypoint !== undefined ? (opts.entrypoint ? [opts.entrypoint] : null) : (cfg.Entrypoint ?? null),
-        cmd: opts.args?.length ? opts.args : (cfg.Cmd ?? null),
-        labels: cfg.Labels ?? {},
-        stopSignal: cfg.StopSignal ?? 'SIGTERM',
-      },
-      hostConfig: {
-        autoRemove: !!opts.rm,
-        restartPolicy,
-        logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
-        readOnly: !!opts.readOnly,
-        network,
-        binds: opts.volumes ?? [],
-        tmpfs: opts.tmpfs ?? [],
-        init: !!opts.init,
-      },
-      overlay: overlayFor(store, layers, dir),
-      state: { startedAt: '', finishedAt: '', exitCode: 0, oomKilled: false, error: '', restartCount: 0, manuallyStopped: false, pid: 0, restarting: false },
-    };
-    registry.write(info);
     return { registry, info };
   } catch (e) {
     // A container that was never made complete is not kept.
+    if (named) registry.releaseName(name, id);
     fs.rmSync(dir, { recursive: true, force: true });
-    registry.releaseName(name, id);
     throw e;
   }
 }
@@ -284,6 +289,8 @@ export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
 
 /** The container's directory and name; its runtime state must be gone already. */
 export function removeContainerFiles(registry: Registry, info: ContainerInfo) {
+  // The name last: a kill part way leaves a record without a name, never a name without a record.
+  fs.rmSync(registry.file(info.id, 'container.json'), { force: true });
   fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true });
   registry.releaseName(info.name, info.id);
 }
