@@ -1,6 +1,7 @@
 // Host-side primitives Node does not have. Each is one syscall in the calling
 // (Node) process; none of them touches a namespace.
 #include "host.h"
+#include "fdpass.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -228,28 +229,9 @@ Napi::Value SocketPair(const Napi::CallbackInfo &info) {
 // recvFd(sock) -> fd, or null when none is waiting: one descriptor passed
 // with SCM_RIGHTS. Never blocks.
 Napi::Value RecvFd(const Napi::CallbackInfo &info) {
-  int sock = static_cast<int>(Int(info[0]));
-  char data;
-  struct iovec iov = {&data, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t r = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (r < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return info.Env().Null();
-    return ThrowErrno(info.Env(), "recvmsg", errno, nullptr);
-  }
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (r == 0 || !c || c->cmsg_type != SCM_RIGHTS) return info.Env().Null();
-  int fd;
-  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  int fd = recv_fd(static_cast<int>(Int(info[0])), MSG_DONTWAIT);
+  if (fd == -1 && errno != EAGAIN && errno != EWOULDBLOCK) return ThrowErrno(info.Env(), "recvmsg", errno, nullptr);
+  if (fd < 0) return info.Env().Null();
   return Napi::Number::New(info.Env(), fd);
 }
 

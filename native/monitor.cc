@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdpass.h"
+
 namespace {
 
 constexpr int CONTROL_FD = 3;
@@ -146,22 +148,9 @@ bool pump(Stream &s) {
 void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
 void receive_console() {
-  char data;
-  struct iovec iov = {&data, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  ssize_t r = recvmsg(console_sock, &msg, MSG_CMSG_CLOEXEC);
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  if (r > 0 && c && c->cmsg_type == SCM_RIGHTS) {
-    memcpy(&out.fd, CMSG_DATA(c), sizeof(int));
+  int fd = tsrun::recv_fd(console_sock, 0);
+  if (fd >= 0) {
+    out.fd = fd;
     set_nonblock(out.fd);
   }
   close(console_sock);

@@ -3,6 +3,7 @@
 // (memcpy, strlen), no malloc, no exceptions, no stdio, no glibc set*id
 // wrappers (they signal threads that do not exist in the child). The child
 // leaves only by execve or exit.
+#include "fdpass.h"
 #include "plan.h"
 
 #include <errno.h>
@@ -444,26 +445,8 @@ int do_console(const Step &st) {
     ws.ws_col = static_cast<unsigned short>(st.n[2]);
     ioctl(slave, TIOCSWINSZ, &ws);
   }
-  char data = 'T';
-  struct iovec iov = {&data, 1};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } ctl;
-  memset(&ctl, 0, sizeof ctl);
-  struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = ctl.buf;
-  msg.msg_controllen = sizeof ctl.buf;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(c), &master, sizeof(int));
   int sock = static_cast<int>(st.n[0]);
-  ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  ssize_t sent = send_fd(sock, master);
   e = errno;
   close(master);
   if (sock != sync_fd_) close(sock);

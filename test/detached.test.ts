@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 
 const ALPINE = path.resolve(__dirname, '..', '..', 'shared', 'images', 'alpine-minirootfs-3.20.3-x86_64.tar.gz');
 const root = stateRoot('detached');
@@ -26,20 +26,7 @@ const alive = (pid: number) => {
   }
 };
 /** Monitors of this file's containers (their command lines name our storage). */
-function monitors(): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.includes('tsrun-monitor') && cmd.includes(storage);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const monitors = () => monitorsFor(storage);
 /** Nothing of the container is left: its directory, name, runtime state, cgroups. */
 type Asserts = { notOk(v: unknown, m?: string): unknown; same(a: unknown, b: unknown, m?: string): unknown };
 function gone(t: Asserts, id: string, name: string) {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { execFileSync } from 'node:child_process';
 
 const root = stateRoot('faults');
@@ -25,20 +25,7 @@ const containersDir = () => path.join(storage, 'containers');
 const listDir = (d: string) => (fs.existsSync(d) ? fs.readdirSync(d) : []);
 
 /** Every tsrun-monitor of this file's storage. */
-function monitors(): number[] {
-  return fs
-    .readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-        return cmd.includes('tsrun-monitor') && cmd.includes(storage);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const monitors = () => monitorsFor(storage);
 
 /** A tsrun command that we SIGKILL after ms (or that ends first). */
 async function killedAfter(args: string[], ms: number): Promise<void> {

@@ -130,3 +130,19 @@ export function processesRootedIn(dir: string): number[] {
   }
   return out;
 }
+
+/** tsrun-monitor processes whose command line names dir (a test's image store). */
+export function monitorsFor(dir: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.includes('tsrun-monitor') && cmd.includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
