@@ -114,14 +114,14 @@ export class Registry {
     this.runtime = new Store(root);
   }
 
+  // Plain paths: reading (ps, a clean-up that finds its container gone) must
+  // not make directories; only a new container does.
   get dir() {
-    return this.images.containersDir();
+    return path.join(this.images.root, 'containers');
   }
 
   get namesDir() {
-    const d = path.join(this.images.root, 'names');
-    fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-    return d;
+    return path.join(this.images.root, 'names');
   }
 
   containerDir(id: string) {
@@ -148,6 +148,7 @@ export class Registry {
   /** Claims a name for id: a symlink, so exactly one of two racing claims wins. */
   claimName(name: string, id: string) {
     checkName(name);
+    fs.mkdirSync(this.namesDir, { recursive: true, mode: 0o700 });
     try {
       fs.symlinkSync(id, path.join(this.namesDir, name));
     } catch (e) {

@@ -5,6 +5,7 @@ import { TsrunError } from '../errors';
 import { deleteContainer } from './delete';
 import { signalProcess, waitForExit } from './kill';
 import type { Registry } from './registry';
+import { isAlive } from './store';
 import { removeContainerFiles } from './run-image';
 
 export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -27,7 +28,13 @@ export async function removeContainer(registry: Registry, id: string, opts: { fo
       info.state.manuallyStopped = true;
       registry.write(info);
       const rt = registry.runtimeRecord(id);
-      if (rt?.pid && signalProcess(rt.pid, rt.pidStartTime, 9)) await waitForExit(rt.pid, rt.pidStartTime);
+      if (rt?.pid && signalProcess(rt.pid, rt.pidStartTime, 9)) {
+        await waitForExit(rt.pid, rt.pidStartTime);
+        // Its monitor writes exit.json next: let it finish before the directory goes.
+        if (rt.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '')) {
+          for (let i = 0; i < 100 && registry.readExit(id)?.pid !== rt.pid; i++) await new Promise((r) => setTimeout(r, 20));
+        }
+      }
     }
     // The runtime's state and cgroups (whatever a dead create or monitor left too).
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });

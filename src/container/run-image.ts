@@ -218,11 +218,23 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   };
   // The record first, then the name: whatever a kill leaves behind is a
   // container that ps lists (as dead) and rm -f removes, never a stray name.
+  fs.mkdirSync(registry.dir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(dir, { mode: 0o700 });
   let named = false;
   try {
     registry.write(info);
-    registry.claimName(name, id);
+    for (let tries = 0; ; tries++) {
+      try {
+        registry.claimName(info.name, id);
+        break;
+      } catch (e) {
+        // A generated name that another run took a moment ago: take another.
+        if (opts.name !== undefined || tries > 20) throw e;
+        info.name = registry.generateName();
+        spec.annotations['tsrun.name'] = info.name;
+        registry.write(info);
+      }
+    }
     named = true;
     for (const v of opts.volumes ?? []) {
       // Docker creates a missing host path as a directory.
@@ -236,7 +248,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     return { registry, info };
   } catch (e) {
     // A container that was never made complete is not kept.
-    if (named) registry.releaseName(name, id);
+    if (named) registry.releaseName(info.name, id);
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
@@ -291,6 +303,6 @@ export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
 export function removeContainerFiles(registry: Registry, info: ContainerInfo) {
   // The name last: a kill part way leaves a record without a name, never a name without a record.
   fs.rmSync(registry.file(info.id, 'container.json'), { force: true });
-  fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true });
+  fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true, maxRetries: 5 });
   registry.releaseName(info.name, info.id);
 }
