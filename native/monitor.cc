@@ -9,7 +9,8 @@
 // no allocation after start, one poll loop.
 //
 //   tsrun-monitor --exit FILE [--log FILE --log-max BYTES]
-//                 [--stdout FD] [--stderr FD] [--console FD] [-- EXIT-COMMAND...]
+//                 [--stdout FD] [--stderr FD] [--console FD] [--hold FD]
+//                 [-- EXIT-COMMAND...]
 //
 // fd 3 is the control pipe: the runtime writes the container's pid there
 // once the container is created. EOF without a pid means the create failed
@@ -229,7 +230,7 @@ void write_exit_file() {
 }
 
 int usage() {
-  static const char msg[] = "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [-- COMMAND...]\n";
+  static const char msg[] = "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [--hold FD] [-- COMMAND...]\n";
   ssize_t ignored = write(2, msg, sizeof msg - 1);
   (void)ignored;
   return 2;
@@ -252,6 +253,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--stdout")) out.fd = atoi(v);
     else if (!strcmp(a, "--stderr")) err.fd = atoi(v);
     else if (!strcmp(a, "--console")) console_sock = atoi(v);
+    else if (!strcmp(a, "--hold")) (void)v;  // kept open, never used: a -d -i container's stdin
     else return usage();
   }
   if (!exit_file) return usage();
@@ -312,6 +314,11 @@ int main(int argc, char **argv) {
   if (log_fd >= 0) fsync(log_fd);
   write_exit_file();
   if (exit_command) {
+    // The clean-up starts as a plain process: default signals, not a subreaper.
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     sigprocmask(SIG_UNBLOCK, &chld, nullptr);
     execv(exit_command[0], exit_command);
   }

@@ -253,3 +253,51 @@ t.test('ps filters', { skip: needsRoot }, async (t) => {
   t.same(names(['-a', '--filter', 'name=run']), ['f-run']);
   t.equal(ts(['rm', '-f', 'f-run', 'f-done']).status, 0);
 });
+
+t.test('paused containers: stop and rm -f thaw them rather than hang', { skip: needsRoot }, async (t) => {
+  t.equal(ts(['run', '-d', '--name', 'frozen1', 'busybox', 'sleep', '60']).status, 0);
+  t.equal(ts(['pause', 'frozen1']).status, 0);
+  t.match(ts(['ps']).stdout, /\(Paused\)\s+frozen1$/m);
+  const stop = ts(['stop', '-t', '1', 'frozen1'], 20_000);
+  t.equal(stop.status, 0, `stop of a paused container ends (${stop.stderr.trim()})`);
+  t.match(inspect('frozen1').State, { Status: 'exited', ExitCode: 137 });
+  t.equal(ts(['rm', 'frozen1']).status, 0);
+  const id = ts(['run', '-d', '--name', 'frozen2', 'busybox', 'sleep', '60']).stdout.trim();
+  t.equal(ts(['pause', 'frozen2']).status, 0);
+  t.equal(ts(['rm', '-f', 'frozen2'], 20_000).status, 0, 'rm -f of a paused container ends');
+  gone(t, id, 'frozen2');
+});
+
+t.test('run -d whose command cannot be exec\'d: its exit code, and nothing left', { skip: needsRoot }, async (t) => {
+  const dir = path.join(TEST_BASE, `badexec-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Found by the lookup, refused by execve: an interpreter that does not exist.
+  fs.writeFileSync(path.join(dir, 'bad'), '#!/nonexistent\n', { mode: 0o755 });
+  for (let i = 0; i < 3; i++) {
+    const r = ts(['run', '-d', '--name', 'badexec', '-v', `${dir}:/x`, 'busybox', '/x/bad']);
+    t.equal(r.status, 127, r.stderr.trim());
+    t.same(fs.readdirSync(path.join(storage, 'containers')), [], 'no container kept');
+    t.same(fs.existsSync(path.join(storage, 'names')) ? fs.readdirSync(path.join(storage, 'names')) : [], [], 'the name is free');
+    t.same(fs.readdirSync(root), [], 'no runtime state');
+  }
+});
+
+t.test('run -di: stdin stays open, so a shell waits', { skip: needsRoot }, async (t) => {
+  t.equal(ts(['run', '-di', '--name', 'held', 'busybox', 'sh']).status, 0);
+  await sleep(500);
+  t.match(inspect('held').State, { Status: 'running' }, 'sh did not read EOF');
+  t.equal(ts(['run', '-d', '--name', 'unheld', 'busybox', 'sh']).status, 0);
+  t.equal(ts(['wait', 'unheld']).stdout, '0\n', 'without -i, sh reads /dev/null and ends');
+  t.equal(ts(['rm', '-f', 'held', 'unheld']).status, 0);
+});
+
+t.test('rm -f of a container that writes all the time: no error, and the name is free again', { skip: needsRoot }, async (t) => {
+  for (let i = 0; i < 4; i++) {
+    const id = ts(['run', '-d', '--name', 'chatty', 'busybox', 'sh', '-c', 'while :; do echo hello; done']).stdout.trim();
+    await sleep(200);
+    const r = ts(['rm', '-f', 'chatty']);
+    t.equal(r.status, 0, r.stderr.trim());
+    gone(t, id, 'chatty');
+  }
+});

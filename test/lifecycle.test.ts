@@ -181,3 +181,17 @@ t.test('unknown flags and verbs are refused', async (t) => {
   t.match(r.stderr, /unknown option '--no-such-flag'/);
   t.equal(tsrun(['frobnicate']).status, 125);
 });
+
+t.test('runc verbs take exact ids: a prefix of another container\'s id is no container', { skip: needsRoot }, async (t) => {
+  const bundle = makeBundle(testSpec(['sleep', '100']));
+  t.teardown(() => removeBundle(bundle));
+  const id = uniqueId('exact');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  const prefix = id.slice(0, -1);
+  for (const args of [['kill', prefix, 'KILL'], ['start', prefix], ['state', prefix], ['delete', '--force', prefix], ['exec', prefix, 'true'], ['pause', prefix]]) {
+    const r = tsrun(args, { root });
+    t.not(r.status, 0, `${args[0]} ${prefix} is refused`);
+  }
+  t.equal(state(id).status, 'created', 'and the container is untouched');
+  t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
+});

@@ -43,6 +43,7 @@ export function register(program: Command) {
         const live = registry.live(info);
         if (!live.running) throw new TsrunError(`cannot exec in container ${info.name} (${target.slice(0, 12)}): it is ${live.status}`);
       }
+      if (opts.tty && opts.interactive && !opts.consoleSocket && !process.stdin.isTTY) throw new TsrunError('exec -it: the input device is not a TTY (drop -t, or run from a terminal)');
       const tty = opts.tty || !!proc?.terminal;
       const consoleSocket = tty && opts.consoleSocket ? connectConsoleSocket(opts.consoleSocket) : undefined;
       try {

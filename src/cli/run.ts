@@ -117,6 +117,7 @@ export function register(program: Command) {
         init: opts.init,
         logMaxBytes: logMaxBytes(opts.logOpt),
       };
+      if (opts.tty && opts.interactive && !opts.detach && !process.stdin.isTTY) throw new TsrunError('-it: the input device is not a TTY (drop -t, or run from a terminal)');
       if (opts.detach) {
         process.stdout.write(`${await runImageDetached(imageOpts)}\n`);
         return;

@@ -52,12 +52,29 @@ export interface MonitorOptions {
   terminal?: boolean;
   /** Run after the exit status is written (clean-up, restart policy). */
   exitCommand?: string[];
+  /** -d -i: stdin is a pipe the monitor holds open (nothing writes to it), so a shell waits instead of reading EOF. */
+  holdStdin?: boolean;
 }
 
 /** The monitor's command line and the fds it gets; the runtime closes its copies after spawn. */
 function monitorSetup(m: MonitorOptions) {
   const n = native();
-  const control = n.pipe();
+  const made: number[] = [];
+  const make = (pair: [number, number]) => {
+    made.push(...pair);
+    return pair;
+  };
+  try {
+    return monitorSetupWith(m, n.pipe(), make);
+  } catch (e) {
+    for (const fd of made) fs.closeSync(fd);
+    throw e;
+  }
+}
+
+function monitorSetupWith(m: MonitorOptions, control: [number, number], make: (pair: [number, number]) => [number, number]) {
+  const n = native();
+  make(control);
   const argv = [MONITOR_PATH, '--exit', m.exitFile];
   if (m.logFile) argv.push('--log', m.logFile, '--log-max', String(m.logMaxBytes ?? 0));
   const fds = [control[0]];
@@ -65,18 +82,25 @@ function monitorSetup(m: MonitorOptions) {
   let stdio: StdioFds | undefined;
   let consoleFd: number | undefined;
   if (m.terminal) {
-    const [mine, theirs] = n.socketPair();
+    const [mine, theirs] = make(n.socketPair());
     fds.push(mine);
     argv.push('--console', '4');
     childSide.push(mine, theirs);
     consoleFd = theirs;
   } else {
-    const out = n.pipe();
-    const err = n.pipe();
+    const out = make(n.pipe());
+    const err = make(n.pipe());
     fds.push(out[0], err[0]);
     argv.push('--stdout', '4', '--stderr', '5');
     childSide.push(out[0], out[1], err[0], err[1]);
     stdio = [undefined, out[1], err[1]];
+    if (m.holdStdin) {
+      const input = make(n.pipe());
+      fds.push(input[1]);
+      argv.push('--hold', '6');
+      childSide.push(input[0], input[1]);
+      stdio[0] = input[0];
+    }
   }
   if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
   const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`];
@@ -86,6 +110,10 @@ function monitorSetup(m: MonitorOptions) {
     consoleFd,
     /** The runtime's end of the control pipe: the container's pid goes there. */
     control: control[1],
+    closeControl() {
+      if (this.control >= 0) fs.closeSync(this.control);
+      this.control = -1;
+    },
     closeChildSide: () => {
       for (const fd of childSide.splice(0)) fs.closeSync(fd);
     },
@@ -138,8 +166,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const placement: CgroupPlacement = { created: [], dirs: [] };
   let fifoFd = -1;
   let launched: LaunchedProcess | undefined;
-  const mon = opts.monitor ? monitorSetup(opts.monitor) : undefined;
+  let mon: ReturnType<typeof monitorSetup> | undefined;
   try {
+    mon = opts.monitor ? monitorSetup(opts.monitor) : undefined;
     const record: ContainerRecord = {
       ociVersion: OCI_VERSION,
       id: opts.id,
@@ -203,7 +232,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     if (mon) {
       // From here the monitor records the container's end.
       fs.writeSync(mon.control, `${launched.pid}\n`);
-      fs.closeSync(mon.control);
+      mon.closeControl();
     }
     if (opts.pidFile) {
       const tmp = `${opts.pidFile}.tmp`;
@@ -212,14 +241,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     }
     return { record, store, process: launched };
   } catch (e) {
-    if (mon) {
-      // EOF without a pid: the monitor kills what it cloned and exits.
-      try {
-        fs.closeSync(mon.control);
-      } catch {
-        /* closed after the pid was sent */
-      }
-    }
+    // EOF without a pid: the monitor kills what it cloned and exits.
+    mon?.closeControl();
     if (launched) {
       try {
         process.kill(launched.pid, 'SIGKILL');

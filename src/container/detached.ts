@@ -7,6 +7,8 @@ import { createContainer, readBundleSpec } from './create';
 import { deleteContainer } from './delete';
 import type { ContainerInfo, Registry } from './registry';
 import { startContainer } from './start';
+import { isAlive, type ContainerRecord } from './store';
+import { TsrunError } from '../errors';
 
 export interface DetachedStartOptions {
   trace?: (line: string) => void;
@@ -31,13 +33,15 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
     root: registry.runtime.root,
     trace: opts.trace,
     overlay: info.overlay,
-    // A detached container has no terminal or pipe of ours to read from.
-    stdinNull: !info.config.tty,
+    // A detached container has no terminal or pipe of ours to read from;
+    // with -i its stdin stays open (the monitor holds a pipe), as Docker's does.
+    stdinNull: !info.config.tty && !info.config.openStdin,
     monitor: {
       exitFile: registry.file(id, 'exit.json'),
       logFile: registry.file(id, 'container.log'),
       logMaxBytes: info.hostConfig.logMaxBytes,
       terminal: info.config.tty,
+      holdStdin: info.config.openStdin && !info.config.tty,
       exitCommand: exitCommand(registry, id),
     },
   });
@@ -47,7 +51,21 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
   try {
     startContainer(id, registry.runtime.root);
     await created.process.awaitExec();
+  } catch (e) {
+    // The command could not be exec'd: nothing of this run stays running or mounted.
+    const rt = registry.runtimeRecord(id);
+    await deleteContainer(id, { root: registry.runtime.root, force: true });
+    if (rt) await monitorRecorded(registry, id, rt);
+    info.state = { ...info.state, finishedAt: new Date().toISOString(), exitCode: e instanceof TsrunError ? e.exitCode : 125, error: (e as Error).message };
+    registry.write(info);
+    throw e;
   } finally {
     created.process.detach();
   }
+}
+
+/** Waits (at most 2 s) for the monitor of a run that just ended to write its exit.json, so the directory is left alone after. */
+export async function monitorRecorded(registry: Registry, id: string, rt: ContainerRecord) {
+  if (!rt.monitorPid || !isAlive(rt.monitorPid, rt.monitorStartTime ?? '')) return;
+  for (let i = 0; i < 100 && registry.readExit(id)?.pid !== rt.pid; i++) await new Promise((r) => setTimeout(r, 20));
 }

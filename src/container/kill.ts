@@ -51,3 +51,12 @@ export function waitForExit(pid: number, startTime: string): Promise<void> {
     }),
   );
 }
+
+/** Resolves true once pid (with this start time) is gone, false after ms; holds no fd or watcher meanwhile. */
+export async function exitsWithin(pid: number, startTime: string, ms: number, pollMs = 25): Promise<boolean> {
+  for (const end = Date.now() + ms; ; ) {
+    if (processStartTime(pid) !== startTime) return true;
+    if (Date.now() >= end) return false;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

@@ -145,18 +145,28 @@ export class Registry {
     }
   }
 
-  /** Claims a name for id: a symlink, so exactly one of two racing claims wins. */
+  /**
+   * Claims a name for id: a symlink, so exactly one of two racing claims
+   * wins. A name whose container directory is gone (a removal killed part
+   * way) is taken over; claims hold a lock so two cannot both take it.
+   */
   claimName(name: string, id: string) {
     checkName(name);
     fs.mkdirSync(this.namesDir, { recursive: true, mode: 0o700 });
+    const link = path.join(this.namesDir, name);
+    const fd = fs.openSync(this.namesDir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     try {
-      fs.symlinkSync(id, path.join(this.namesDir, name));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-        const owner = this.nameOwner(name);
-        throw new TsrunError(`container name "${name}" is already in use by container ${owner?.slice(0, 12) ?? '(unknown)'}: remove it or choose another name`);
+      native().flock(fd, LOCK_EX);
+      const owner = this.nameOwner(name);
+      if (owner !== undefined && !fs.existsSync(this.containerDir(owner))) fs.rmSync(link, { force: true });
+      try {
+        fs.symlinkSync(id, link);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new TsrunError(`container name "${name}" is already in use by container ${this.nameOwner(name)?.slice(0, 12) ?? '(unknown)'}: remove it or choose another name`);
+        throw new TsrunError(`claim name ${link}: ${(e as NodeJS.ErrnoException).code}`);
       }
-      throw new TsrunError(`claim name ${path.join(this.namesDir, name)}: ${(e as NodeJS.ErrnoException).code}`);
+    } finally {
+      fs.closeSync(fd);
     }
   }
 
@@ -181,14 +191,15 @@ export class Registry {
   }
 
   /**
-   * The id a user's reference means: a full id, a name, or a unique id
-   * prefix (as Docker resolves them). Runtime containers made with
-   * `create` (no image) count too.
+   * The id a user's reference means: a full id, a name, or a unique prefix
+   * of an image container's id (as Docker resolves them). Runtime
+   * containers made with `create` are found by their exact id only, so a
+   * runc caller's id that is gone never means another container.
    */
   resolve(ref: string): string {
     if (!ref) throw new TsrunError('no container given');
-    if (fs.existsSync(this.file(ref, 'container.json')) || (/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(ref) && this.runtime.exists(ref))) return ref;
-    const named = NAME.test(ref) ? this.nameOwner(ref) : undefined;
+    if (this.isManaged(ref) || (/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(ref) && this.runtime.exists(ref))) return ref;
+    const named = this.liveName(ref);
     if (named) return named;
     let dirs: string[] = [];
     try {
@@ -196,11 +207,17 @@ export class Registry {
     } catch {
       /* no containers yet */
     }
-    const all = new Set([...dirs, ...this.runtime.ids()]);
-    const matches = [...all].filter((id) => id.startsWith(ref));
+    const matches = dirs.filter((id) => id.startsWith(ref));
     if (matches.length === 1) return matches[0];
     if (matches.length > 1) throw new TsrunError(`"${ref}" matches ${matches.length} containers (${matches.map((m) => m.slice(0, 12)).join(', ')}): give more of the id`);
     throw new TsrunError(`no such container: ${ref}`);
+  }
+
+  /** The id a name belongs to, if that container still exists (a name left by a killed rm is not). */
+  liveName(name: string): string | undefined {
+    if (!NAME.test(name)) return undefined;
+    const id = this.nameOwner(name);
+    return id && fs.existsSync(this.containerDir(id)) ? id : undefined;
   }
 
   /**
@@ -210,7 +227,7 @@ export class Registry {
    */
   resolveExact(ref: string): string {
     if (this.runtime.exists(ref) || this.isManaged(ref)) return ref;
-    return (NAME.test(ref) ? this.nameOwner(ref) : undefined) ?? ref;
+    return this.liveName(ref) ?? ref;
   }
 
   isManaged(id: string) {

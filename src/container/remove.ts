@@ -3,9 +3,10 @@
 import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { deleteContainer } from './delete';
-import { signalProcess, waitForExit } from './kill';
+import { exitsWithin, signalProcess } from './kill';
+import { thawIfFrozen } from './stop';
 import type { Registry } from './registry';
-import { isAlive } from './store';
+import { monitorRecorded } from './detached';
 import { removeContainerFiles } from './run-image';
 
 export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -29,11 +30,10 @@ export async function removeContainer(registry: Registry, id: string, opts: { fo
       registry.write(info);
       const rt = registry.runtimeRecord(id);
       if (rt?.pid && signalProcess(rt.pid, rt.pidStartTime, 9)) {
-        await waitForExit(rt.pid, rt.pidStartTime);
+        await thawIfFrozen(registry, id);
+        if (!(await exitsWithin(rt.pid, rt.pidStartTime, 15_000))) throw new TsrunError(`rm -f ${info.name}: pid ${rt.pid} still runs 15 s after SIGKILL (uninterruptible sleep?)`);
         // Its monitor writes exit.json next: let it finish before the directory goes.
-        if (rt.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '')) {
-          for (let i = 0; i < 100 && registry.readExit(id)?.pid !== rt.pid; i++) await new Promise((r) => setTimeout(r, 20));
-        }
+        await monitorRecorded(registry, id, rt);
       }
     }
     // The runtime's state and cgroups (whatever a dead create or monitor left too).

@@ -290,19 +290,26 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
 /** `run -d`: the container runs on under its monitor; returns its id. */
 export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
   const { registry, info } = await createImageContainer(opts);
-  try {
-    await registry.lock(info.id, () => startDetached(registry, info, { trace: opts.trace }));
-  } catch (e) {
-    removeContainerFiles(registry, info);
-    throw e;
-  }
+  await registry.lock(info.id, async () => {
+    try {
+      await startDetached(registry, info, { trace: opts.trace });
+    } catch (e) {
+      // A run -d that failed leaves nothing (startDetached has removed its runtime state).
+      removeContainerFiles(registry, info);
+      throw e;
+    }
+  });
   return info.id;
 }
 
 /** The container's directory and name; its runtime state must be gone already. */
 export function removeContainerFiles(registry: Registry, info: ContainerInfo) {
-  // The name last: a kill part way leaves a record without a name, never a name without a record.
-  fs.rmSync(registry.file(info.id, 'container.json'), { force: true });
-  fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true, maxRetries: 5 });
-  registry.releaseName(info.name, info.id);
+  // The record first (it is then gone from ps), the name whatever happens;
+  // a name left by a kill part way is taken over by the next claim.
+  try {
+    fs.rmSync(registry.file(info.id, 'container.json'), { force: true });
+    fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true, maxRetries: 5 });
+  } finally {
+    registry.releaseName(info.name, info.id);
+  }
 }

@@ -64,17 +64,17 @@ export async function runContainer(opts: RunOptions): Promise<number> {
     throw e;
   }
   let attached: Attached | undefined;
-  if (consolePair) {
-    fs.closeSync(consolePair[1]);
-    const master = native().recvFd(consolePair[0]);
-    fs.closeSync(consolePair[0]);
-    if (master === null) throw new TsrunError('the container made no terminal (no pty master arrived on the console socket)');
-    attached = attachTerminal(master, { stdin: opts.terminal!.stdin });
-  }
   const proc = created.process;
   const exited = proc.exited();
   const stopForwarding = opts.forwardSignals ? forwardSignals(proc) : () => {};
   try {
+    if (consolePair) {
+      fs.closeSync(consolePair[1]);
+      const master = native().recvFd(consolePair[0]);
+      fs.closeSync(consolePair[0]);
+      if (master === null) throw new TsrunError('the container made no terminal (no pty master arrived on the console socket)');
+      attached = attachTerminal(master, { stdin: opts.terminal!.stdin });
+    }
     await proc.start();
     opts.onStart?.(proc.pid);
     const status = await exited;

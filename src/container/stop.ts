@@ -3,7 +3,8 @@
 // policy brings the container back.
 import { TsrunError } from '../errors';
 import { parseSignal, signalName } from '../process/signals';
-import { signalProcess, waitForExit } from './kill';
+import { exitsWithin, signalProcess } from './kill';
+import { isFrozen, thaw } from '../cgroup/ops';
 import { startDetached } from './detached';
 import { isAlive, processStartTime } from './store';
 import type { Registry } from './registry';
@@ -26,20 +27,12 @@ async function markManualStop(registry: Registry, id: string) {
   });
 }
 
-/** Resolves true if the process ended within ms. */
-async function exitWithin(pid: number, startTime: string, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const ended = await Promise.race([waitForExit(pid, startTime).then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return ended;
-}
-
 /** Waits (bounded) for the monitor's clean-up, so what follows sees the exit recorded. */
 async function settle(registry: Registry, id: string, monitorPid?: number, monitorStartTime?: string) {
   if (!monitorPid) return;
   const start = processStartTime(monitorPid);
   if (start !== monitorStartTime) return;
-  await exitWithin(monitorPid, monitorStartTime ?? '', 15_000);
+  await exitsWithin(monitorPid, monitorStartTime ?? '', 15_000);
 }
 
 function stopSignalOf(registry: Registry, id: string): number {
@@ -54,12 +47,21 @@ export async function stopContainer(registry: Registry, id: string, timeoutSec =
   if (!p) return false;
   const sig = signal ?? stopSignalOf(registry, id);
   signalProcess(p.pid, p.startTime, sig);
-  if (!(await exitWithin(p.pid, p.startTime, timeoutSec * 1000))) {
+  // A paused container gets no signal until it thaws (as Docker does, stop thaws it).
+  await thawIfFrozen(registry, id);
+  if (!(await exitsWithin(p.pid, p.startTime, timeoutSec * 1000))) {
     signalProcess(p.pid, p.startTime, 9);
-    if (!(await exitWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
+    await thawIfFrozen(registry, id);
+    if (!(await exitsWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
   }
   await settle(registry, id, p.monitorPid, p.monitorStartTime);
   return true;
+}
+
+/** Thaws the container's cgroup if it is frozen: a frozen task takes no signal, not even SIGKILL (v1 freezer). */
+export async function thawIfFrozen(registry: Registry, id: string) {
+  const cg = registry.runtimeRecord(id)?.cgroup;
+  if (cg && isFrozen(cg)) await thaw(cg);
 }
 
 /** Docker's kill: one signal (default SIGKILL), no waiting. */
@@ -68,6 +70,7 @@ export async function killManaged(registry: Registry, id: string, signal = 9): P
   if (!p) throw new TsrunError(`cannot kill container ${id.slice(0, 12)}: it is not running`);
   if (signal === 9 || signal === stopSignalOf(registry, id)) await markManualStop(registry, id);
   if (!signalProcess(p.pid, p.startTime, signal)) throw new TsrunError(`cannot kill container ${id.slice(0, 12)}: pid ${p.pid} exited before ${signalName(signal)} reached it`);
+  if (signal === 9) await thawIfFrozen(registry, id);
 }
 
 /** Docker's start for an image container that is not running (with its writable layer as it was left). */

@@ -12,17 +12,37 @@ export interface Attached {
   restore(): void;
 }
 
-function writeAll(fd: number, data: Buffer) {
-  let off = 0;
-  while (off < data.length) {
-    try {
-      off += fs.writeSync(fd, data, off);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
-      return; // EIO: the container's side is gone
+/**
+ * Writes to the pty master without blocking the loop: while a chunk is
+ * pending, the user's input is paused (backpressure), and the container's
+ * output keeps flowing the other way. The master is non-blocking, so a
+ * full buffer is EAGAIN: wait a moment and try again.
+ */
+function writer(fd: number, input: NodeJS.ReadStream) {
+  let closed = false;
+  const write = (data: Buffer, off = 0) => {
+    if (closed || off >= data.length) {
+      input.resume();
+      return;
     }
-  }
+    fs.write(fd, data, off, data.length - off, null, (err, n) => {
+      if (err) {
+        if (err.code === 'EAGAIN') return void setTimeout(() => write(data, off), 5);
+        closed = true; // EIO: the container's side is gone
+        return void input.resume();
+      }
+      write(data, off + n);
+    });
+  };
+  return {
+    onData(chunk: Buffer) {
+      input.pause();
+      write(chunk);
+    },
+    close() {
+      closed = true;
+    },
+  };
 }
 
 export function attachTerminal(master: number, opts: { stdin: boolean }): Attached {
@@ -44,6 +64,7 @@ export function attachTerminal(master: number, opts: { stdin: boolean }): Attach
   const restore = () => {
     if (restored) return;
     restored = true;
+    w.close();
     process.stdout.off('resize', resize);
     if (raw) input.setRawMode(false);
     if (opts.stdin) {
@@ -54,7 +75,8 @@ export function attachTerminal(master: number, opts: { stdin: boolean }): Attach
   };
   // Even on an exit we did not plan for, the terminal is not left raw.
   process.on('exit', restore);
-  const onInput = (chunk: Buffer) => writeAll(master, chunk);
+  const w = writer(master, input);
+  const onInput = (chunk: Buffer) => w.onData(chunk);
   if (opts.stdin) {
     if (raw) input.setRawMode(true);
     input.on('data', onInput);
