@@ -85,7 +85,8 @@ export function tsrun(args: string[], opts: { root?: string; timeout?: number } 
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
   try {
-    const r = spawnSync(process.execPath, [CLI, ...full], { stdio: ['ignore', out, err], timeout: opts.timeout ?? 60_000 });
+    // Under software emulation (the v2 guest sets TSRUN_EMULATED=1) one command can take minutes.
+    const r = spawnSync(process.execPath, [CLI, ...full], { stdio: ['ignore', out, err], timeout: (opts.timeout ?? 60_000) * (process.env.TSRUN_EMULATED === '1' ? 4 : 1) });
     return { status: r.status, signal: r.signal, stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'), stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8') };
   } finally {
     fs.closeSync(out);
