@@ -301,3 +301,28 @@ t.test('rm -f of a container that writes all the time: no error, and the name is
     gone(t, id, 'chatty');
   }
 });
+
+t.test('a detached container killed by the OOM killer: 137 and OOMKilled', { skip: needsRoot }, async (t) => {
+  t.equal(ts(['run', '-d', '--name', 'hog', '--memory', '24m', 'busybox', 'sh', '-c', 'x=a; while :; do x="$x$x"; done']).status, 0);
+  t.equal(ts(['wait', 'hog']).stdout, '137\n');
+  t.match(inspect('hog').State, { Status: 'exited', ExitCode: 137, OOMKilled: true }, 'the monitor\'s clean-up recorded the OOM kill');
+  t.equal(ts(['rm', 'hog']).status, 0);
+});
+
+t.test('stop sends the image\'s StopSignal; inspect shows the mounts', { skip: needsRoot || (!fs.existsSync(ALPINE) && `the Alpine rootfs is absent (${ALPINE})`) }, async (t) => {
+  t.equal(ts(['import', ALPINE, 'alpine-usr1:1', '--change', 'STOPSIGNAL SIGUSR1']).status, 0);
+  const vol = path.join(TEST_BASE, `stopsig-${process.pid}`);
+  fs.mkdirSync(vol, { recursive: true });
+  t.teardown(() => fs.rmSync(vol, { recursive: true, force: true }));
+  t.equal(ts(['run', '-d', '--name', 'usr1', '-v', `${vol}:/data:ro`, 'alpine-usr1:1', 'sh', '-c', 'trap "echo got-usr1; exit 0" USR1; while :; do sleep 0.1; done']).status, 0);
+  await sleep(300);
+  const c = inspect('usr1');
+  t.match(c, { Config: { StopSignal: 'SIGUSR1' }, Mounts: [{ Type: 'bind', Source: vol, Destination: '/data', RW: false }] });
+  const t0 = Date.now();
+  t.equal(ts(['stop', '-t', '20', 'usr1']).status, 0);
+  t.ok(Date.now() - t0 < 10_000, 'it ended on the stop signal, long before the timeout');
+  t.match(inspect('usr1').State, { ExitCode: 0 });
+  t.equal(ts(['logs', 'usr1']).stdout, 'got-usr1\n');
+  t.equal(ts(['rm', 'usr1']).status, 0);
+  t.equal(ts(['rmi', 'alpine-usr1:1']).status, 0);
+});
