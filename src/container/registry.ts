@@ -4,7 +4,7 @@
 // and the monitor's exit.json), so it survives a reboot; names are
 // symlinks names/NAME -> ID, claimed atomically. Its live process, while
 // there is one, is a runtime container of the same id under --root.
-import crypto = require('node:crypto');
+import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
@@ -133,13 +133,13 @@ export class Registry {
   }
 
   newId(): string {
-    return crypto.randomBytes(32).toString('hex');
+    return crypto().randomBytes(32).toString('hex');
   }
 
   /** A free name like Docker's adjective_scientist. */
   generateName(): string {
     for (;;) {
-      const b = crypto.randomBytes(3);
+      const b = crypto().randomBytes(3);
       const name = `${ADJECTIVES[b[0] % ADJECTIVES.length]}_${NOUNS[b[1] % NOUNS.length]}${b[2] % 4 === 0 ? '' : String(b[2] % 100)}`;
       if (!fs.existsSync(path.join(this.namesDir, name))) return name;
     }

@@ -1,12 +1,12 @@
 // sha256 digests as OCI writes them ("sha256:<hex>").
-import crypto = require('node:crypto');
+import { crypto } from '../lazy';
 import fs = require('node:fs');
 import { TsrunError } from '../errors';
 
 export type Digest = `sha256:${string}`;
 
 export function sha256(data: Buffer | string): Digest {
-  return `sha256:${crypto.createHash('sha256').update(data).digest('hex')}`;
+  return `sha256:${crypto().createHash('sha256').update(data).digest('hex')}`;
 }
 
 export function digestHex(d: string): string {
@@ -15,7 +15,7 @@ export function digestHex(d: string): string {
 }
 
 export async function digestFile(file: string): Promise<{ digest: Digest; size: number }> {
-  const hash = crypto.createHash('sha256');
+  const hash = crypto().createHash('sha256');
   let size = 0;
   for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) {
     hash.update(chunk as Buffer);

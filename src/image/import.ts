@@ -6,7 +6,7 @@ import { digestFile, type Digest } from './digest';
 import type { ImageStore, ImageRecord } from './store';
 import { MEDIA, type ImageConfig, type Manifest } from './types';
 import { decompressor, detectCompression, readHead } from './unpack';
-import crypto = require('node:crypto');
+import { crypto } from '../lazy';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 
@@ -79,7 +79,7 @@ export function applyChange(config: Config, change: string): void {
 
 /** The sha256 of the uncompressed tar, reading through any compression. */
 export async function diffIDOf(file: string): Promise<Digest> {
-  const hash = crypto.createHash('sha256');
+  const hash = crypto().createHash('sha256');
   await pipeline(
     fs.createReadStream(file, { highWaterMark: 1 << 20 }),
     decompressor(detectCompression(readHead(file))),

@@ -6,7 +6,7 @@
 //   layers/<hex>/link           its short name; l/<short> -> ../layers/<hex>/diff
 //   images.json                 image records, changed only under the lock
 //   tmp/                        half-done work, renamed into place when complete
-import crypto = require('node:crypto');
+import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
@@ -62,7 +62,7 @@ export class ImageStore {
 
   tmpPath(prefix: string) {
     this.ensure();
-    return path.join(this.root, 'tmp', `${prefix}-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+    return path.join(this.root, 'tmp', `${prefix}-${process.pid}-${crypto().randomBytes(6).toString('hex')}`);
   }
 
   /** Stores bytes as a blob; returns its digest. */
@@ -227,7 +227,7 @@ export class ImageStore {
       fs.mkdirSync(tmp, { mode: 0o700 });
       try {
         const result: UnpackResult = await unpackLayer(this.blobPath(desc.digest), path.join(tmp, 'diff'), { expectDigest: desc.digest, expectDiffID: diffID, onProgress });
-        const link = crypto.createHash('sha256').update(diffID).digest('base64url').slice(0, 12);
+        const link = crypto().createHash('sha256').update(diffID).digest('base64url').slice(0, 12);
         fs.writeFileSync(path.join(tmp, 'link'), link + '\n');
         fs.writeFileSync(path.join(tmp, 'size'), String(result.size));
         fs.rmSync(path.join(this.root, 'l', link), { force: true });

@@ -5,7 +5,7 @@
 // made by an earlier entry of the same tarball: the unpacker keeps a map of
 // what it made and refuses to write through a symlink it made, or to
 // hardlink to anything outside that map. Whiteouts become overlay whiteouts.
-import crypto = require('node:crypto');
+import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
@@ -57,7 +57,7 @@ export function readHead(file: string, n = 4): Buffer {
 }
 
 class HashTap extends Transform {
-  readonly hash = crypto.createHash('sha256');
+  readonly hash = crypto().createHash('sha256');
   bytes = 0;
   constructor(private readonly onBytes?: (n: number) => void) {
     super();

@@ -2,7 +2,7 @@
 // `exec -it`): raw mode while attached, window size kept in step, and the
 // terminal restored on every way out.
 import fs = require('node:fs');
-import tty = require('node:tty');
+import { tty } from '../lazy';
 import { native } from '../native';
 
 export interface Attached {
@@ -82,7 +82,7 @@ export function attachTerminal(master: number, opts: { stdin: boolean }): Attach
     input.on('data', onInput);
     input.resume();
   }
-  const stream = new tty.ReadStream(master);
+  const stream = new (tty().ReadStream)(master);
   let ended = false;
   let onEnd: (() => void) | undefined;
   const finish = () => {
