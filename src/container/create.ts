@@ -56,7 +56,11 @@ export interface MonitorOptions {
   holdStdin?: boolean;
 }
 
-/** The monitor's command line and the fds it gets; the runtime closes its copies after spawn. */
+/**
+ * The monitor's command line and the fds it gets. Every fd made here but
+ * the runtime's end of the control pipe is the monitor's or the
+ * container's: the runtime closes its copies after spawn.
+ */
 function monitorSetup(m: MonitorOptions) {
   const n = native();
   const made: number[] = [];
@@ -65,59 +69,50 @@ function monitorSetup(m: MonitorOptions) {
     return pair;
   };
   try {
-    return monitorSetupWith(m, n.pipe(), make);
+    const control = make(n.pipe());
+    const argv = [MONITOR_PATH, '--exit', m.exitFile];
+    if (m.logFile) argv.push('--log', m.logFile, '--log-max', String(m.logMaxBytes ?? 0));
+    const fds = [control[0]];
+    let stdio: StdioFds | undefined;
+    let consoleFd: number | undefined;
+    if (m.terminal) {
+      const [mine, theirs] = make(n.socketPair());
+      fds.push(mine);
+      argv.push('--console', '4');
+      consoleFd = theirs;
+    } else {
+      const out = make(n.pipe());
+      const err = make(n.pipe());
+      fds.push(out[0], err[0]);
+      argv.push('--stdout', '4', '--stderr', '5');
+      stdio = [undefined, out[1], err[1]];
+      if (m.holdStdin) {
+        const input = make(n.pipe());
+        fds.push(input[1]);
+        argv.push('--hold', '6');
+        stdio[0] = input[0];
+      }
+    }
+    if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
+    const childSide = made.filter((fd) => fd !== control[1]);
+    return {
+      spec: { path: MONITOR_PATH, argv, envp: [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`], fds } as MonitorSpec,
+      stdio,
+      consoleFd,
+      /** The runtime's end of the control pipe: the container's pid goes there. */
+      control: control[1],
+      closeControl() {
+        if (this.control >= 0) fs.closeSync(this.control);
+        this.control = -1;
+      },
+      closeChildSide: () => {
+        for (const fd of childSide.splice(0)) fs.closeSync(fd);
+      },
+    };
   } catch (e) {
     for (const fd of made) fs.closeSync(fd);
     throw e;
   }
-}
-
-function monitorSetupWith(m: MonitorOptions, control: [number, number], make: (pair: [number, number]) => [number, number]) {
-  const n = native();
-  make(control);
-  const argv = [MONITOR_PATH, '--exit', m.exitFile];
-  if (m.logFile) argv.push('--log', m.logFile, '--log-max', String(m.logMaxBytes ?? 0));
-  const fds = [control[0]];
-  const childSide: number[] = [control[0]];
-  let stdio: StdioFds | undefined;
-  let consoleFd: number | undefined;
-  if (m.terminal) {
-    const [mine, theirs] = make(n.socketPair());
-    fds.push(mine);
-    argv.push('--console', '4');
-    childSide.push(mine, theirs);
-    consoleFd = theirs;
-  } else {
-    const out = make(n.pipe());
-    const err = make(n.pipe());
-    fds.push(out[0], err[0]);
-    argv.push('--stdout', '4', '--stderr', '5');
-    childSide.push(out[0], out[1], err[0], err[1]);
-    stdio = [undefined, out[1], err[1]];
-    if (m.holdStdin) {
-      const input = make(n.pipe());
-      fds.push(input[1]);
-      argv.push('--hold', '6');
-      childSide.push(input[0], input[1]);
-      stdio[0] = input[0];
-    }
-  }
-  if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
-  const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`];
-  return {
-    spec: { path: MONITOR_PATH, argv, envp: env, fds } as MonitorSpec,
-    stdio,
-    consoleFd,
-    /** The runtime's end of the control pipe: the container's pid goes there. */
-    control: control[1],
-    closeControl() {
-      if (this.control >= 0) fs.closeSync(this.control);
-      this.control = -1;
-    },
-    closeChildSide: () => {
-      for (const fd of childSide.splice(0)) fs.closeSync(fd);
-    },
-  };
 }
 
 export interface Created {

@@ -11,7 +11,8 @@ import { TsrunError } from '../errors';
 import { ImageStore } from '../image/store';
 import { LOCK_EX, LOCK_NB, native } from '../native';
 import type { OverlayMount } from '../plan/compile';
-import { isAlive, ociState, Store, statusOf, type ContainerRecord } from './store';
+import { oomKills } from '../cgroup/placement';
+import { isAlive, Store, statusOf, type ContainerRecord } from './store';
 
 export interface RestartPolicy {
   name: 'no' | 'on-failure' | 'always' | 'unless-stopped';
@@ -319,7 +320,7 @@ export class Registry {
       base.running = st !== 'created';
       base.paused = st === 'paused';
       base.pid = rt.pid;
-      base.oomKilled = !!ociState(this.runtime, rt).oomKilled;
+      base.oomKilled = !!rt.cgroup && oomKills(rt.cgroup) > 0;
       if (rt.monitorPid && !monitorAlive) base.error = `its monitor (pid ${rt.monitorPid}) is gone: the exit status will not be recorded; \`tsrun rm -f\` removes it`;
       return base;
     }

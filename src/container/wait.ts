@@ -2,7 +2,6 @@
 // done with it) and returns its exit code.
 import { TsrunError } from '../errors';
 import type { Registry } from './registry';
-import { isAlive } from './store';
 
 export async function waitContainer(registry: Registry, id: string, pollMs = 50): Promise<number> {
   let last: number | undefined;
@@ -19,13 +18,10 @@ export async function waitContainer(registry: Registry, id: string, pollMs = 50)
       if (last !== undefined) return last;
       throw e;
     }
-    const exit = registry.readExit(id);
-    if (exit && exit.pid === info.state.pid) last = exit.exitCode ?? 128 + (exit.signal ?? 0);
     const live = registry.live(info);
-    const rt = registry.runtimeRecord(id);
+    if (live.finishedAt) last = live.exitCode;
     // While the monitor lives (it becomes the clean-up, which may restart), the end is not final.
-    const monitorAlive = !!rt?.monitorPid && isAlive(rt.monitorPid, rt.monitorStartTime ?? '');
-    const settled = (live.status === 'exited' || live.status === 'dead') && !info.state.restarting && !monitorAlive;
+    const settled = (live.status === 'exited' || live.status === 'dead') && !info.state.restarting && !live.monitorPid;
     if (settled) return live.exitCode;
     await new Promise((r) => setTimeout(r, pollMs));
   }
