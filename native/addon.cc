@@ -4,6 +4,14 @@
 // touches V8 or allocates.
 #include <napi.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <deque>
 #include <string>
 #include <vector>
@@ -17,6 +25,7 @@ namespace {
 struct DecodedPlan {
   std::deque<std::string> strings;  // deque: element addresses stay put as it grows
   std::deque<std::vector<char *>> vectors;
+  std::deque<std::vector<unsigned char>> blobs;
   std::deque<std::vector<uint32_t>> ints;
   std::vector<Step> steps;
   Plan plan{};
@@ -78,6 +87,20 @@ bool decode(const Napi::Env &env, const Napi::Object &js, DecodedPlan &d) {
       Napi::TypeError::New(env, "spawn: exec step needs argv[0] and envp").ThrowAsJavaScriptException();
       return false;
     }
+    if (st.op == OP_EXEC) {
+      std::vector<char *> h{const_cast<char *>(keep_string(d, Napi::String::New(env, "tsrun-exec"))), nullptr, nullptr, nullptr, nullptr};
+      for (char *const *a = st.argv; *a; a++) h.push_back(*a);
+      h.push_back(nullptr);
+      d.vectors.push_back(std::move(h));
+      st.helper_argv = d.vectors.back().data();
+    }
+    Napi::Value bv = s.Get("bytes");
+    if (bv.IsBuffer()) {
+      Napi::Buffer<unsigned char> b = bv.As<Napi::Buffer<unsigned char>>();
+      d.blobs.emplace_back(b.Data(), b.Data() + b.Length());
+      st.bytes = d.blobs.back().data();
+      st.nbytes = static_cast<int32_t>(b.Length());
+    }
   }
   d.plan.steps = d.steps.data();
   d.plan.nsteps = static_cast<int>(d.steps.size());
@@ -102,6 +125,56 @@ bool decode(const Napi::Env &env, const Napi::Object &js, DecodedPlan &d) {
   return true;
 }
 
+// The exec helper (native/exec-helper.cc) in a sealed memfd, made once per
+// process: what the container can reach through /proc/self/exe at its own
+// execve is this read-only copy, never a host binary. -errno on failure.
+int exec_helper_fd(const std::string &path) {
+  static std::string loaded;
+  static int fd = -1;
+  if (fd >= 0 && loaded == path) return fd;
+  int src = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (src < 0) return -errno;
+  struct stat st;
+  if (fstat(src, &st) < 0) {
+    int e = errno;
+    close(src);
+    return -e;
+  }
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+  // MFD_EXEC (Linux 6.3) keeps it executable where vm.memfd_noexec is set.
+  int mfd = memfd_create("tsrun-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (mfd < 0 && errno == EINVAL) mfd = memfd_create("tsrun-exec", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (mfd < 0) {
+    int e = errno;
+    close(src);
+    return -e;
+  }
+  off_t left = st.st_size;
+  int e = 0;
+  while (left > 0) {
+    ssize_t n = sendfile(mfd, src, nullptr, static_cast<size_t>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      e = n < 0 ? errno : EIO;
+      break;
+    }
+    left -= n;
+  }
+  close(src);
+  if (!e && fchmod(mfd, 0555) < 0) e = errno;
+  if (!e && fcntl(mfd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) e = errno;
+  if (e) {
+    close(mfd);
+    return -e;
+  }
+  if (fd >= 0) close(fd);
+  fd = mfd;
+  loaded = path;
+  return fd;
+}
+
 // spawn(plan) -> { pid, sock }: the child waits on the sync socket per the plan.
 Napi::Value Spawn(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -113,6 +186,14 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
   // A wrongly typed field throws inside decode without stopping it: check
   // before cloning, never after.
   if (!decode(env, info[0].As<Napi::Object>(), d) || env.IsExceptionPending()) return env.Undefined();
+  d.plan.exec_helper_fd = -1;
+  Napi::Value hv = info[0].As<Napi::Object>().Get("execHelper");
+  if (hv.IsString()) {
+    std::string helper = hv.As<Napi::String>().Utf8Value();
+    int hfd = exec_helper_fd(helper);
+    if (hfd < 0) return ThrowErrno(env, "load the exec helper", -hfd, helper.c_str());
+    d.plan.exec_helper_fd = hfd;
+  }
   int sock = -1;
   int pid = spawn_plan(&d.plan, &sock);
   if (pid < 0) return ThrowErrno(env, "clone", -pid, nullptr);
@@ -128,6 +209,7 @@ Napi::Value Spawn(const Napi::CallbackInfo &info) {
 static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, tsrun::Spawn));
   tsrun::RegisterHost(env, exports);
+  tsrun::RegisterSeccomp(env, exports);
   return exports;
 }
 

@@ -17,6 +17,8 @@
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <dirent.h>
+#include <linux/openat2.h>
 #include <termios.h>
 #include <unistd.h>
 #include <uv.h>
@@ -264,6 +266,152 @@ Napi::Value SetWinsize(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// openat2(dirfd, path, flags, resolve) -> fd: the unpacker's and the image
+// readers' way to reach an entry with no symlink on the way (RESOLVE_BENEATH,
+// RESOLVE_NO_SYMLINKS) or with symlinks kept inside a root (RESOLVE_IN_ROOT).
+Napi::Value Openat2(const Napi::CallbackInfo &info) {
+  std::string p = Str(info[1]);
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = static_cast<uint64_t>(Int(info[2])) | O_CLOEXEC;
+  how.resolve = static_cast<uint64_t>(Int(info[3]));
+  long fd;
+  do {
+    fd = syscall(SYS_openat2, static_cast<int>(Int(info[0])), p.c_str(), &how, sizeof how);
+  } while (fd < 0 && errno == EAGAIN);
+  if (fd < 0) return ThrowErrno(info.Env(), "openat2", errno, p.c_str());
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
+// fsetxattr(fd, name, value: Buffer, flags)
+Napi::Value Fsetxattr(const Napi::CallbackInfo &info) {
+  std::string name = Str(info[1]);
+  Napi::Buffer<char> value = info[2].As<Napi::Buffer<char>>();
+  if (fsetxattr(static_cast<int>(Int(info[0])), name.c_str(), value.Data(), value.Length(), static_cast<int>(Int(info[3]))) < 0)
+    return ThrowErrno(info.Env(), "fsetxattr", errno, name.c_str());
+  return info.Env().Undefined();
+}
+
+// lchmod(path, mode): chmod of the entry itself, never of a symlink's target
+// (fchmodat with AT_SYMLINK_NOFOLLOW; a symlink gets EOPNOTSUPP).
+Napi::Value Lchmod(const Napi::CallbackInfo &info) {
+  std::string p = Str(info[0]);
+  if (fchmodat(AT_FDCWD, p.c_str(), static_cast<mode_t>(Int(info[1])), AT_SYMLINK_NOFOLLOW) < 0) return ThrowErrno(info.Env(), "fchmodat", errno, p.c_str());
+  return info.Env().Undefined();
+}
+
+// Removes a directory tree without recursion and without path names longer
+// than one component: it walks down with openat and back up with "..", so a
+// tree deeper than PATH_MAX (a container can make one) is removed too. It
+// never follows a symlink and never enters another filesystem (a mount point
+// left inside is reported, not emptied).
+int remove_tree(const char *top, std::string *where) {
+  struct stat top_st;
+  if (lstat(top, &top_st) < 0) return errno == ENOENT ? 0 : (*where = top, -1);
+  if (!S_ISDIR(top_st.st_mode)) return unlink(top) < 0 && errno != ENOENT ? (*where = top, -1) : 0;
+  int fd = open(top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return *where = top, -1;
+  std::vector<std::string> names;  // the path below top, one component each
+  std::vector<ino_t> inodes;       // and each directory's inode, to check ".."
+  inodes.push_back(top_st.st_ino);
+  auto fail = [&](const std::string &name) {
+    int e = errno;
+    std::string p = top;
+    for (auto &n : names) p += "/" + n;
+    if (!name.empty()) p += "/" + name;
+    *where = p;
+    close(fd);
+    errno = e;
+    return -1;
+  };
+  for (;;) {
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return fail("");
+    DIR *d = fdopendir(dup_fd);
+    if (!d) {
+      close(dup_fd);
+      return fail("");
+    }
+    std::string descend;
+    errno = 0;
+    bool failed = false;
+    std::string failed_name;
+    while (struct dirent *de = readdir(d)) {
+      const char *n = de->d_name;
+      if (n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'))) continue;
+      struct stat st;
+      if (fstatat(fd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT) continue;
+        failed = true, failed_name = n;
+        break;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        if (st.st_dev != top_st.st_dev) {
+          errno = EXDEV;
+          failed = true, failed_name = n;
+          break;
+        }
+        if (unlinkat(fd, n, AT_REMOVEDIR) == 0 || errno == ENOENT) continue;
+        if (errno != ENOTEMPTY && errno != EEXIST) {
+          failed = true, failed_name = n;
+          break;
+        }
+        descend = n;
+        break;
+      }
+      if (unlinkat(fd, n, 0) < 0 && errno != ENOENT) {
+        failed = true, failed_name = n;
+        break;
+      }
+    }
+    int e = errno;
+    closedir(d);
+    errno = e;
+    if (failed) return fail(failed_name);
+    if (!descend.empty()) {
+      int child = openat(fd, descend.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (child < 0) return fail(descend);
+      struct stat cst;
+      fstat(child, &cst);
+      close(fd);
+      fd = child;
+      names.push_back(descend);
+      inodes.push_back(cst.st_ino);
+      continue;
+    }
+    // This directory is empty: climb to its parent and remove it there.
+    if (names.empty()) break;
+    int parent = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (parent < 0) return fail("..");
+    struct stat pst;
+    if (fstat(parent, &pst) < 0 || pst.st_ino != inodes[inodes.size() - 2]) {
+      close(parent);
+      errno = ESTALE;  // the tree was moved while being removed
+      return fail("..");
+    }
+    close(fd);
+    fd = parent;
+    std::string name = names.back();
+    names.pop_back();
+    inodes.pop_back();
+    if (unlinkat(fd, name.c_str(), AT_REMOVEDIR) < 0 && errno != ENOENT) return fail(name);
+  }
+  close(fd);
+  if (rmdir(top) < 0 && errno != ENOENT) return *where = top, -1;
+  return 0;
+}
+
+// removeTree(path): rm -rf of a tree that may be deep or hostile.
+Napi::Value RemoveTree(const Napi::CallbackInfo &info) {
+  std::string p = Str(info[0]);
+  std::string where;
+  if (remove_tree(p.c_str(), &where) < 0) {
+    if (where.size() > 200) where = "..." + where.substr(where.size() - 200);
+    return ThrowErrno(info.Env(), "remove", errno, where.c_str());
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
@@ -278,6 +426,10 @@ void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("mkfifo", Napi::Function::New(env, Mkfifo));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
+  exports.Set("fsetxattr", Napi::Function::New(env, Fsetxattr));
+  exports.Set("lchmod", Napi::Function::New(env, Lchmod));
+  exports.Set("openat2", Napi::Function::New(env, Openat2));
+  exports.Set("removeTree", Napi::Function::New(env, RemoveTree));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));
   exports.Set("watchPidfd", Napi::Function::New(env, WatchPidfd));

@@ -8,5 +8,7 @@ namespace tsrun {
 
 Napi::Value ThrowErrno(const Napi::Env &env, const char *syscall, int err, const char *path);
 void RegisterHost(Napi::Env env, Napi::Object exports);
+// compileSeccomp (native/seccomp.cc): libseccomp, linked into the addon.
+void RegisterSeccomp(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsrun

@@ -49,6 +49,8 @@ enum Op : int32_t {
   OP_DUP2 = 36,          // n0 fd the runtime made (a log pipe), n1 target fd (0, 1 or 2)
   OP_CONSOLE = 37,       // n0 socket to send the pty master on, n1 rows, n2 cols: a terminal as stdio
   OP_LOOPBACK_UP = 38,   // bring up lo in a new network namespace
+  OP_JOIN_KEYRING = 39,  // s0 name: a new session keyring of the container's own
+  OP_SECCOMP = 40,       // bytes: a BPF filter program, n0 seccomp(2) flags
 };
 
 enum Msg : int32_t {
@@ -63,6 +65,7 @@ enum Msg : int32_t {
 // Step index of errors that belong to no plan step.
 constexpr int32_t STEP_MONITOR = -2;  // forking or exec'ing the monitor
 constexpr int32_t STEP_CLONE = -3;    // the monitor cloning the container
+constexpr int32_t STEP_SECCOMP = -4;  // tsrun-exec loading the seccomp filter before the execve
 
 enum Reply : int32_t {
   REPLY_GO = 1,
@@ -85,6 +88,13 @@ struct Step {
   int32_t nints;
   char *const *argv;    // OP_EXEC
   char *const *envp;    // OP_EXEC
+  // OP_EXEC with an exec helper: "tsrun-exec", fd, step, seccomp, path,
+  // argv..., null; the child fills slots 1-4 (it alone knows them).
+  char **helper_argv;
+  // OP_SECCOMP: the filter program (n0 flags). OP_EXEC: a filter for the
+  // exec helper to load just before the execve (n0 flags).
+  const unsigned char *bytes;
+  int32_t nbytes;
 };
 
 // A monitor (native/monitor.cc) to hold a container that outlives the
@@ -100,6 +110,7 @@ struct Monitor {
 struct Plan {
   uint64_t clone_flags;  // namespaces the first clone creates
   int trace;             // send MSG_STEP before each step
+  int exec_helper_fd;    // a sealed memfd of tsrun-exec that makes the final execve; -1: none
   int nsteps;
   const Step *steps;
   Monitor monitor;

@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/keyctl.h>
+#include <linux/seccomp.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
 #include <pthread.h>
@@ -124,8 +127,71 @@ const char *split_parent(const char *path) {
   return slash + 1;
 }
 
-// mkdir -p below the root, each component resolved inside the root.
-int mkdirs_in_root(const char *path, mode_t mode) {
+// Where a path whose last component is a dangling symlink leads, inside the
+// root: an image's /etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf
+// becomes that file, made in the rootfs, as runc does. A path that resolves,
+// or whose last component is no symlink, is its own answer.
+int follow_dangling(const char *path, char *out, size_t outlen) {
+  char cur[4096];
+  size_t len = strlen(path);
+  if (len >= sizeof cur || len >= outlen) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(cur, path, len + 1);
+  for (int hops = 0; hops < 40; hops++) {
+    int fd = open_in_root(cur, 0);
+    if (fd >= 0 || errno != ENOENT) {
+      if (fd >= 0) close(fd);
+      break;
+    }
+    char parent[4096];
+    const char *b = split_parent(cur);
+    if (!b) return -1;
+    char base[256];
+    size_t blen = strlen(b), plen = strlen(scratch_);
+    if (blen >= sizeof base) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    memcpy(base, b, blen + 1);
+    memcpy(parent, scratch_, plen + 1);
+    int pfd = open_in_root(parent, O_DIRECTORY);
+    if (pfd < 0) break;  // a missing parent: mkdir -p makes it
+    char target[4096];
+    ssize_t n = readlinkat(pfd, base, target, sizeof target - 1);
+    close(pfd);
+    if (n <= 0) break;  // not a symlink
+    target[n] = '\0';
+    size_t tlen = static_cast<size_t>(n);
+    if (target[0] == '/') {
+      memcpy(cur, target, tlen + 1);
+    } else {
+      if (plen + 1 + tlen >= sizeof cur) {
+        errno = ENAMETOOLONG;
+        return -1;
+      }
+      memcpy(cur, parent, plen);
+      cur[plen] = '/';
+      memcpy(cur + plen + 1, target, tlen + 1);
+    }
+  }
+  len = strlen(cur);
+  if (len >= outlen) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(out, cur, len + 1);
+  return 0;
+}
+
+// mkdir -p below the root, each component resolved inside the root; a
+// component that is a dangling symlink has its target made instead.
+int mkdirs_in_root_depth(const char *path, mode_t mode, int depth) {
+  if (depth > 8) {
+    errno = ELOOP;
+    return -1;
+  }
   char buf[4096];
   size_t len = strlen(path);
   if (len >= sizeof buf) {
@@ -153,6 +219,16 @@ int mkdirs_in_root(const char *path, mode_t mode) {
         errno = e;
         return -1;
       }
+      if (r < 0) {
+        // It exists yet does not resolve: a dangling symlink. Make where it leads.
+        char target[4096];
+        if (follow_dangling(buf, target, sizeof target) < 0) return -1;
+        if (strcmp(target, buf) == 0) {
+          errno = EEXIST;
+          return -1;
+        }
+        if (mkdirs_in_root_depth(target, mode, depth + 1) < 0) return -1;
+      }
     } else {
       return -1;
     }
@@ -160,6 +236,8 @@ int mkdirs_in_root(const char *path, mode_t mode) {
   }
   return 0;
 }
+
+int mkdirs_in_root(const char *path, mode_t mode) { return mkdirs_in_root_depth(path, mode, 0); }
 
 // Opens the parent directory of path below the root (creating it); returns its
 // fd and points *base at the last component.
@@ -190,8 +268,10 @@ int create_file_in_root(const char *path) {
     return 0;
   }
   if (errno != ENOENT) return -1;
+  char where[4096];
+  if (follow_dangling(path, where, sizeof where) < 0) return -1;
   const char *base;
-  int parent = open_parent_in_root(path, &base);
+  int parent = open_parent_in_root(where, &base);
   if (parent < 0) return -1;
   close(parent);
   struct open_how how;
@@ -199,7 +279,7 @@ int create_file_in_root(const char *path) {
   how.flags = O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC;
   how.mode = 0644;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, root_fd_, path, &how, sizeof how));
+  int fd = static_cast<int>(syscall(SYS_openat2, root_fd_, where, &how, sizeof how));
   if (fd < 0) return errno == EEXIST ? 0 : -1;
   close(fd);
   return 0;
@@ -234,7 +314,12 @@ int do_mount(const Step &st) {
   unsigned long propagation = static_cast<unsigned long>(st.n[4]);
   char fdpath[64];
 
-  if (create == 1 && (in_root ? mkdirs_in_root(target, 0755) : mkdir(target, 0755)) < 0 && errno != EEXIST) return -1;
+  if (create == 1 && in_root) {
+    // A dangling symlink at the target: its target is made, inside the root.
+    char where[4096];
+    if (follow_dangling(target, where, sizeof where) < 0 || mkdirs_in_root(where, 0755) < 0) return -1;
+  }
+  if (create == 1 && !in_root && mkdir(target, 0755) < 0 && errno != EEXIST) return -1;
   if (create == 2 && in_root && create_file_in_root(target) < 0) return -1;
 
   const char *where = target;
@@ -410,7 +495,23 @@ int do_wait_start(int fd) {
   return 0;
 }
 
-int do_exec(const Step &st) {
+int do_seccomp(const Step &st);
+
+// Decimal digits of n into buf (at least 12 bytes), without stdio.
+char *fmt_int(char *buf, long n) {
+  char digits[24];
+  int k = 0;
+  do {
+    digits[k++] = static_cast<char>('0' + n % 10);
+    n /= 10;
+  } while (n > 0);
+  char *p = buf;
+  while (k > 0) *p++ = digits[--k];
+  *p = '\0';
+  return buf;
+}
+
+int do_exec(const Step &st, int index) {
   // Node (libuv) may have made its stdio close-on-exec and non-blocking;
   // the container's command must inherit plain, blocking stdio.
   for (int fd = 0; fd < 3; fd++) {
@@ -421,8 +522,83 @@ int do_exec(const Step &st) {
   // No descriptor of the runtime may reach the container.
   syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
   const char *path = exec_path_[0] ? exec_path_ : st.argv[0];
-  execve(path, st.argv, st.envp);
+  int helper = plan_->exec_helper_fd;
+  if (helper < 0 || !st.helper_argv) {
+    if (st.nbytes > 0 && do_seccomp(st) < 0) return -1;
+    execve(path, st.argv, st.envp);
+    return -1;
+  }
+  // The final execve is tsrun-exec's, from its sealed memfd: at the
+  // container's own execve /proc/self/exe is never the host's binary. It
+  // keeps the sync socket (and makes it close-on-exec) to report a failure,
+  // and loads the seccomp filter, if any, as the last thing before execve.
+  static char fd_text[16], step_text[16], filter_text[40];
+  st.helper_argv[1] = fmt_int(fd_text, sync_fd_);
+  st.helper_argv[2] = fmt_int(step_text, index);
+  st.helper_argv[3] = const_cast<char *>("-");
+  st.helper_argv[4] = const_cast<char *>(path);
+  if (st.nbytes > 0) {
+    int mfd = static_cast<int>(syscall(SYS_memfd_create, "tsrun-seccomp", 0));
+    if (mfd < 0) return -1;
+    for (int32_t off = 0; off < st.nbytes;) {
+      ssize_t w = write(mfd, st.bytes + off, static_cast<size_t>(st.nbytes - off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return -1;
+      off += static_cast<int32_t>(w);
+    }
+    if (lseek(mfd, 0, SEEK_SET) < 0) return -1;
+    char *p = fmt_int(filter_text, mfd);
+    p += strlen(p);
+    *p++ = ',';
+    fmt_int(p, static_cast<long>(st.n[0]));
+    st.helper_argv[3] = filter_text;
+  }
+  if (fcntl(sync_fd_, F_SETFD, 0) < 0) return -1;
+  syscall(SYS_execveat, helper, "", st.helper_argv, st.envp, AT_EMPTY_PATH);
+  int e = errno;
+  fcntl(sync_fd_, F_SETFD, FD_CLOEXEC);
+  errno = e;
   return -1;
+}
+
+// A session keyring of the container's own, named by its id, as runc makes:
+// the runtime's (host root's) keys are not the container's to read or add to.
+int do_join_keyring(const char *name) {
+  long id = syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name, 0, 0, 0);
+  if (id < 0) return errno == ENOSYS ? 0 : -1;  // a kernel without keys has nothing to share
+  // "type;uid;gid;perm;description", perm in hex: add search for its owner.
+  char desc[512];
+  long n = syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc - 1, 0);
+  if (n < 0) return -1;
+  desc[n < static_cast<long>(sizeof desc) ? n : static_cast<long>(sizeof desc) - 1] = '\0';
+  const char *p = desc;
+  for (int field = 0; field < 3 && p; field++) {
+    p = strchr(p, ';');
+    if (p) p++;
+  }
+  if (!p) {
+    errno = EINVAL;
+    return -1;
+  }
+  unsigned long perm = 0;
+  for (; *p && *p != ';'; p++) {
+    char c = *p;
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) {
+      errno = EINVAL;
+      return -1;
+    }
+    perm = perm * 16 + static_cast<unsigned long>(v);
+  }
+  perm |= 0x080000;  // KEY_USR_SEARCH
+  return static_cast<int>(syscall(SYS_keyctl, KEYCTL_SETPERM, id, perm, 0, 0));
+}
+
+int do_seccomp(const Step &st) {
+  struct sock_fprog prog;
+  prog.len = static_cast<unsigned short>(st.nbytes / static_cast<int32_t>(sizeof(struct sock_filter)));
+  prog.filter = reinterpret_cast<struct sock_filter *>(const_cast<unsigned char *>(st.bytes));
+  return static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, static_cast<unsigned long>(st.n[0]), &prog));
 }
 
 // A terminal as the container's stdio, made inside the container (its own
@@ -597,7 +773,11 @@ int run_step(int i) {
     case OP_WAIT_START:
       return do_wait_start(static_cast<int>(st.n[0]));
     case OP_EXEC:
-      return do_exec(st);
+      return do_exec(st, i);
+    case OP_JOIN_KEYRING:
+      return do_join_keyring(st.s[0]);
+    case OP_SECCOMP:
+      return do_seccomp(st);
     case OP_PDEATHSIG:
       return static_cast<int>(syscall(SYS_prctl, PR_SET_PDEATHSIG, st.n[0], 0, 0, 0));
     case OP_PROPAGATION:
@@ -657,6 +837,7 @@ void close_inherited_fds(const Plan *plan, int sync_fd) {
   int keep[16];
   int n = 0;
   keep[n++] = sync_fd;
+  if (plan->exec_helper_fd >= 0) keep[n++] = plan->exec_helper_fd;
   for (int i = 0; i < plan->nsteps && n < 16; i++) {
     const Step &st = plan->steps[i];
     if ((st.op == OP_WAIT_START || st.op == OP_DUP2 || st.op == OP_CONSOLE) && st.n[0] >= 0) keep[n++] = static_cast<int>(st.n[0]);

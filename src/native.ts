@@ -9,6 +9,8 @@ export interface NativeStep {
   ints?: number[];
   argv?: string[];
   envp?: string[];
+  /** OP_SECCOMP: the filter program. */
+  bytes?: Buffer;
 }
 
 export interface NativePlan {
@@ -17,6 +19,8 @@ export interface NativePlan {
   steps: NativeStep[];
   /** Clone the container from a monitor program that outlives the runtime. */
   monitor?: { path: string; argv: string[]; envp: string[]; fds: number[] };
+  /** tsrun-exec, copied into a sealed memfd, makes the final execve (CVE-2019-5736). */
+  execHelper?: string;
 }
 
 export interface ExitStatus {
@@ -35,6 +39,15 @@ export interface Native {
   mkfifo(path: string, mode: number): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;
+  fsetxattr(fd: number, name: string, value: Buffer, flags: number): void;
+  /** chmod of the entry itself, never of a symlink's target. */
+  lchmod(path: string, mode: number): void;
+  /** openat2(2): flags as open(2) (O_CLOEXEC is added), resolve as RESOLVE_*. */
+  openat2(dirfd: number, path: string, flags: number, resolve: number): number;
+  /** The BPF program of a runtime-spec linux.seccomp, built with libseccomp. */
+  compileSeccomp(seccomp: object): Buffer;
+  /** rm -rf without recursion or long paths; never follows symlinks or enters another filesystem. */
+  removeTree(path: string): void;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): void;
   /** Calls back once the process has exited: its status if it was our child, else null. */
@@ -53,6 +66,13 @@ export interface Native {
   connectUnix(path: string): number;
 }
 
+/** openat2(2) resolve flags. */
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const RESOLVE_IN_ROOT = 0x10;
+
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
@@ -68,6 +88,9 @@ export const MONITOR_PATH = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun-m
 
 /** --init's pid 1 (binding.gyp's third target). */
 export const INIT_PATH = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun-init');
+
+/** The program that makes a container's final execve from a sealed memfd (binding.gyp's fourth target). */
+export const EXEC_HELPER_PATH = path.join(PACKAGE_ROOT, 'build', 'Release', 'tsrun-exec');
 
 /** The CLI, for commands that run tsrun again (the monitor's exit command). */
 export const CLI_PATH = path.join(PACKAGE_ROOT, 'dist', 'tsrun.js');

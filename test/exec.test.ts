@@ -83,6 +83,31 @@ t.test('runc exec --process takes a runtime-spec process', { skip: needsRoot }, 
   t.equal(r.stdout, 'yes\n7\n/shared\n');
 });
 
+t.test('exec resolves -u inside the container\'s root and refuses ids that would wrap to root', { skip: needsRoot }, async (t) => {
+  // An account file the container must not reach through a symlink of its own.
+  const hostEtc = path.join(TEST_BASE, `exec-host-etc-${process.pid}`);
+  fs.mkdirSync(hostEtc, { recursive: true });
+  fs.writeFileSync(path.join(hostEtc, 'passwd'), 'hostonly:x:4242:4242::/:/bin/sh\n');
+  t.teardown(() => fs.rmSync(hostEtc, { recursive: true, force: true }));
+  t.equal(ts(['exec', name, 'sh', '-c', `cp /etc/passwd /etc/passwd.orig && ln -sf ${hostEtc}/passwd /etc/passwd`]).status, 0);
+  let r = ts(['exec', '-u', 'hostonly', name, 'id', '-u']);
+  t.equal(r.status, 125, 'the host\'s account is not found through the container\'s symlink');
+  t.match(r.stderr, /unable to find user hostonly/);
+  t.equal(ts(['exec', name, 'mv', '/etc/passwd.orig', '/etc/passwd']).status, 0);
+
+  for (const u of ['4294967296', '4294967295', '0:4294967296']) {
+    r = ts(['exec', '-u', u, name, 'id']);
+    t.equal(r.status, 125, `-u ${u}`);
+    t.match(r.stderr, /is out of range: ids go from 0 to 2147483647/, `-u ${u}`);
+    t.equal(r.stdout, '', `-u ${u}: nothing ran`);
+  }
+  const file = path.join(shared, 'wrap.json');
+  fs.writeFileSync(file, JSON.stringify({ args: ['id', '-u'], cwd: '/', user: { uid: 4294967295, gid: 0 } }));
+  r = ts(['exec', '--process', file, name]);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: invalid config: exec --process\.user\.uid: must be an integer from 0 to 2147483647, got 4294967295\n$/);
+});
+
 t.test('exec into a container that is not running is refused', { skip: needsRoot }, async (t) => {
   const r = ts(['exec', 'no-such-container', 'true']);
   t.equal(r.status, 125);

@@ -3,7 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { spawn } from 'node:child_process';
+import { native } from '../src/native';
+import { CLI, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { gzip, makeLayout, makeTar, sha, type Entry } from './images';
 
 const root = stateRoot('hostile');
@@ -11,7 +13,8 @@ const storage = path.join(TEST_BASE, 'storage', `hostile-${process.pid}`);
 const sentinel = path.join(TEST_BASE, `sentinel-${process.pid}`);
 const ts = (args: string[]) => tsrun(['--storage', storage, ...args], { root });
 t.teardown(() => {
-  fs.rmSync(storage, { recursive: true, force: true });
+  // Without recursion: a failed run may have left a layer deeper than the stack.
+  native().removeTree(storage);
   fs.rmSync(sentinel, { recursive: true, force: true });
   fs.rmSync(path.join(TEST_BASE, 'layouts'), { recursive: true, force: true });
 });
@@ -52,7 +55,7 @@ t.test('hostile tar entries are refused at unpack', { skip: needsRoot }, async (
   const cases: [string, Entry[], RegExp][] = [
     ['a ../ name', [{ name: '../../../../tmp/evil', data: 'x' }], /refused: "\.\.\/\.\.\/\.\.\/\.\.\/tmp\/evil" climbs out of the layer with "\.\."/],
     ['an absolute name', [{ name: '/etc/pwned-by-tsrun-test', data: 'x' }], /refused: absolute name "\/etc\/pwned-by-tsrun-test"/],
-    ['a symlink to /etc, then a file through it', [{ name: 'etc', type: 'symlink', linkname: '/etc' }, { name: 'etc/pwned-by-tsrun-test', data: 'x' }], /refused: "etc\/pwned-by-tsrun-test" would be written through the symlink "etc" \(-> \/etc\)/],
+    ['a symlink to /etc, then a file through it', [{ name: 'etc', type: 'symlink', linkname: '/etc' }, { name: 'etc/pwned-by-tsrun-test', data: 'x' }], /refused: "etc\/pwned-by-tsrun-test" would be written through the symlink "etc" \(-> "\/etc"\)/],
     ['a symlinked parent pointing out', [{ name: 'a', type: 'symlink', linkname: sentinel }, { name: 'a/b/c', data: 'x' }], /would be written through the symlink "a"/],
     ['a relative symlink climbing out', [{ name: 'up', type: 'symlink', linkname: '../../../../../../..' + sentinel }, { name: 'up/x', data: 'x' }], /would be written through the symlink "up"/],
     ['a hardlink to a host file (absolute)', [{ name: 'stolen', type: 'link', linkname: '/etc/shadow' }], /refused: absolute name "\/etc\/shadow"/],
@@ -80,7 +83,7 @@ t.test('oversized headers, truncated and corrupt streams', { skip: needsRoot }, 
   const good = await makeTar([{ name: 'f', data: 'x'.repeat(100_000) }]);
   const gz = gzip(good);
   const cases: [string, Buffer, 'import' | 'run', RegExp][] = [
-    ['an oversized pax header', oversizedPaxTar(5 << 20), 'run', /Header exceeds max size/],
+    ['an oversized pax header', oversizedPaxTar(5 << 20), 'import', /not a readable tar: Header exceeds max size/],
     ['a truncated gzip stream', gz.subarray(0, gz.length >> 1), 'import', /not a readable gzip tar: unexpected end of file/],
     ['a corrupt gzip stream', Buffer.concat([gz.subarray(0, 20), Buffer.alloc(200, 0xaa)]), 'import', /not a readable gzip tar/],
     ['a corrupt zstd stream', Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(64, 0x7f)]), 'import', /not a readable zstd tar/],
@@ -130,4 +133,132 @@ t.test('digest and diffID mismatches', { skip: needsRoot }, async (t) => {
   t.equal(run.status, 125);
   t.match(run.stderr, /diffID mismatch: expected sha256:[a-f0-9]{64}, got sha256:[a-f0-9]{64}/);
   assertNothingLeft(t, 'diffID mismatch');
+});
+
+/** Mode, owner and times of a host path, to show nothing reached it. */
+const statOf = (p: string) => {
+  const st = fs.lstatSync(p);
+  return { mode: st.mode.toString(8), uid: st.uid, gid: st.gid, mtime: st.mtimeMs };
+};
+
+t.test('a later entry never carries an earlier one\'s metadata through a symlink to the host', { skip: needsRoot }, async (t) => {
+  fs.mkdirSync(sentinel, { recursive: true });
+  const victimFile = path.join(sentinel, 'victim');
+  const victimDir = path.join(sentinel, 'victim-dir');
+  const cases: [string, () => Entry[], string[]][] = [
+    ['a directory (04777) replaced by a symlink to a host file', () => [{ name: 'd/', type: 'directory', mode: 0o4777, uid: 1234 }, { name: 'd', type: 'symlink', linkname: victimFile }], [victimFile]],
+    ['a directory whose subdirectory (04777) waits for metadata, replaced by a symlink to a host directory', () => [{ name: 'd/', type: 'directory' }, { name: 'd/e/', type: 'directory', mode: 0o4777, uid: 1234 }, { name: 'd', type: 'symlink', linkname: victimDir }], [victimDir, path.join(victimDir, 'e')]],
+    ['a directory replaced by a regular file, then by a symlink', () => [{ name: 'd/', type: 'directory', mode: 0o4777 }, { name: 'd', data: 'x' }, { name: 'd', type: 'symlink', linkname: victimFile }], [victimFile]],
+    ['a device node whose name is first a symlink to a host file', () => [{ name: 'n', type: 'symlink', linkname: victimFile }, { name: 'n', type: 'fifo', mode: 0o4777 }], [victimFile]],
+  ];
+  for (const [what, entries, victims] of cases) {
+    fs.writeFileSync(victimFile, 'host file', { mode: 0o644 });
+    fs.mkdirSync(path.join(victimDir, 'e'), { recursive: true, mode: 0o755 });
+    fs.chmodSync(victimDir, 0o755);
+    fs.chmodSync(path.join(victimDir, 'e'), 0o755);
+    const before = victims.map(statOf);
+    const file = path.join(sentinel, '..', `meta-${process.pid}.tar`);
+    fs.writeFileSync(file, await makeTar(entries()));
+    t.equal(ts(['import', file, 'meta:1']).status, 0, `${what}: import`);
+    fs.rmSync(file);
+    const r = ts(['run', '--rm', 'meta:1', '/bin/true']);
+    // The layer is valid; what fails is only the missing /bin/true.
+    t.notMatch(r.stderr, /unpack layer/, `${what}: the layer unpacks`);
+    t.match(r.stderr, /cannot run "\/bin\/true"/, what);
+    t.same(victims.map(statOf), before, `${what}: the host's files keep their mode, owner and times`);
+    t.equal(ts(['rmi', 'meta:1']).status, 0);
+    t.equal(ts(['image', 'prune']).status, 0);
+  }
+  fs.rmSync(victimFile);
+  fs.rmSync(victimDir, { recursive: true });
+});
+
+t.test('input depth: a path deeper than PATH_MAX is refused; a deep one within it unpacks and is removed again', { skip: needsRoot }, async (t) => {
+  fs.mkdirSync(sentinel, { recursive: true });
+  const file = path.join(sentinel, '..', `deep-${process.pid}.tar`);
+  fs.writeFileSync(file, await makeTar([{ name: `${Array(10_000).fill('a').join('/')}/f`, data: 'x' }]));
+  t.equal(ts(['import', file, 'deep:1']).status, 0);
+  let r = ts(['run', '--rm', 'deep:1', '/bin/true']);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: unpack layer sha256:[a-f0-9]{64}: refused: "a\/a\/a.*\.\.\." is longer than PATH_MAX \(4096 bytes with the layer's directory\)\n$/);
+  assertNothingLeft(t, '10,000 levels');
+  t.equal(ts(['rmi', 'deep:1']).status, 0);
+
+  // 1,800 levels fit in PATH_MAX: made, then removed by prune without recursion.
+  fs.writeFileSync(file, await makeTar([{ name: `${Array(1800).fill('b').join('/')}/f`, data: 'x' }]));
+  t.equal(ts(['import', file, 'deep:2']).status, 0);
+  fs.rmSync(file);
+  r = ts(['run', '--rm', 'deep:2', '/bin/true']);
+  t.notMatch(r.stderr, /unpack layer/, r.stderr);
+  t.equal(fs.readdirSync(path.join(storage, 'layers')).filter((d) => !d.endsWith('.lock')).length, 1, 'the deep layer is unpacked');
+  t.equal(ts(['rmi', 'deep:2']).status, 0);
+  r = ts(['image', 'prune']);
+  t.equal(r.status, 0, r.stderr);
+  assertNothingLeft(t, '1,800 levels, pruned');
+});
+
+t.test('docker-archive paths that leave the archive, and other malformed manifests, are one clear line', { skip: needsRoot }, async (t) => {
+  fs.mkdirSync(sentinel, { recursive: true });
+  const layer = await makeTar([{ name: 'f', data: 'x' }]);
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } });
+  const cases: [string, unknown, RegExp][] = [
+    ['a config path with ".."', [{ Config: '../../etc/passwd', Layers: ['l.tar'] }], /manifest\.json names "\.\.\/\.\.\/etc\/passwd": refused: .* climbs out of the layer with "\.\."/],
+    ['an absolute layer path', [{ Config: 'c.json', Layers: ['/etc/shadow'] }], /manifest\.json names "\/etc\/shadow": refused: absolute name/],
+    ['a config that is not a name', [{ Config: 42, Layers: ['l.tar'] }], /manifest\.json names 42, not a file in the archive/],
+    ['no Layers list', [{ Config: 'c.json' }], /manifest\.json entry 0 has no Layers list/],
+    ['a missing layer', [{ Config: 'c.json', Layers: ['nope.tar'] }], /"nope\.tar" named by manifest\.json is missing from the archive/],
+  ];
+  for (const [what, manifest, err] of cases) {
+    const file = path.join(sentinel, '..', `docker-${process.pid}.tar`);
+    fs.writeFileSync(file, await makeTar([{ name: 'manifest.json', data: JSON.stringify(manifest) }, { name: 'c.json', data: config }, { name: 'l.tar', data: layer.toString('latin1') }]));
+    const r = ts(['load', '-i', file]);
+    fs.rmSync(file);
+    t.equal(r.status, 125, what);
+    t.match(r.stderr, err, what);
+    t.notMatch(r.stderr, /internal error|\n\s+at /, `${what}: no stack trace`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+    assertNothingLeft(t, what);
+  }
+});
+
+t.test('an endless input ends; a killed load leaves what image prune removes; import checks the tar', { skip: needsRoot }, async (t) => {
+  fs.mkdirSync(sentinel, { recursive: true });
+  let r = tsrun(['--storage', storage, 'load', '-i', '/dev/zero'], { root, timeout: 30_000 });
+  t.equal(r.signal, null, 'load -i /dev/zero ends by itself');
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: load \/dev\/zero: neither an OCI archive \(index\.json\) nor a docker archive \(manifest\.json\)\n$/);
+  assertNothingLeft(t, '/dev/zero');
+
+  // A load killed part way: it waits to open a fifo that no one writes.
+  const fifo = path.join(sentinel, '..', `load-${process.pid}.fifo`);
+  fs.rmSync(fifo, { force: true });
+  native().mkfifo(fifo, 0o600);
+  const child = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'load', '-i', fifo], { stdio: 'ignore' });
+  const tmp = path.join(storage, 'tmp');
+  for (let i = 0; i < 200 && !(fs.existsSync(tmp) && fs.readdirSync(tmp).some((n) => n.startsWith('load-'))); i++) await new Promise((res) => setTimeout(res, 25));
+  t.ok(fs.readdirSync(tmp).some((n) => n.startsWith('load-')), 'the load has made its work directory');
+  child.kill('SIGKILL');
+  await new Promise((res) => child.on('exit', res));
+  fs.rmSync(fifo);
+  // Another process's work in progress stays (this test process is alive).
+  const live = path.join(tmp, `load-${process.pid}-abcdef`);
+  fs.mkdirSync(live);
+  r = ts(['image', 'prune']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /and 1 stale temporary\n$/);
+  t.same(fs.readdirSync(tmp), [path.basename(live)], 'the killed load\'s directory is gone, the live one kept');
+  fs.rmdirSync(live);
+
+  const random = path.join(sentinel, '..', `random-${process.pid}.bin`);
+  fs.writeFileSync(random, (await import('node:crypto')).randomBytes(64 << 10));
+  r = ts(['import', random, 'random:1']);
+  fs.rmSync(random);
+  t.equal(r.status, 125, 'random bytes are refused by import, not at the first run');
+  t.match(r.stderr, /^tsrun: import .*: not a readable tar: /);
+  t.equal(r.stderr.trim().split('\n').length, 1);
+  r = ts(['import', '/dev/zero', 'zero:1']);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: import \/dev\/zero: not a regular file\n$/);
+  assertNothingLeft(t, 'import');
+  t.same(JSON.parse(ts(['images', '--format', 'json']).stdout), [], 'no image recorded');
 });

@@ -157,6 +157,47 @@ t.test('60 layers: a lowerdir list longer than a page of mount options still mou
   t.match(r.stderr, /mount overlay on \S+ \(60 layers\)/);
 });
 
+t.test('symlinks in an image lead to the image\'s own files, never the host\'s', { skip: needsRoot }, async (t) => {
+  const base = execFileSync('tar', ['-C', busyboxRootfs(), '--numeric-owner', '-c', '.'], { maxBuffer: 64 << 20 });
+  // A host directory with an account the image must not see.
+  const hostEtc = path.join(TEST_BASE, `host-etc-${process.pid}`);
+  fs.mkdirSync(hostEtc, { recursive: true });
+  fs.writeFileSync(path.join(hostEtc, 'passwd'), 'hostonly:x:4242:4242::/:/bin/sh\n');
+  const hostData = path.join(TEST_BASE, `host-data-${process.pid}`);
+  fs.mkdirSync(hostData, { recursive: true });
+  fs.writeFileSync(path.join(hostData, 'f'), 'from the host\n');
+  t.teardown(() => {
+    fs.rmSync(hostEtc, { recursive: true, force: true });
+    fs.rmSync(hostData, { recursive: true, force: true });
+  });
+
+  // /etc/passwd through a relative link inside the image: the image's own account.
+  const linked = makeLayout('linked-passwd', 'v1', [base, await makeTar([
+    { name: 'usr/share/accounts/', type: 'directory' },
+    { name: 'usr/share/accounts/passwd', data: 'root:x:0:0::/root:/bin/sh\nimguser:x:3333:3333::/home/img:/bin/sh\n' },
+    { name: 'etc/passwd', type: 'symlink', linkname: '../usr/share/accounts/passwd' },
+  ])]);
+  let r = ts(['run', '--rm', '-u', 'imguser', `oci:${linked}:v1`, 'sh', '-c', 'id -u; echo $HOME']);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, '3333\n/home/img\n', 'the user is found through the image\'s symlink');
+
+  // /etc as an absolute link to a host path: resolved in the image, where it leads nowhere.
+  const escaping = makeLayout('host-etc', 'v1', [base, await makeTar([{ name: 'etc', type: 'symlink', linkname: hostEtc }])]);
+  r = ts(['run', '--rm', '-u', 'hostonly', `oci:${escaping}:v1`, 'id', '-u']);
+  t.equal(r.status, 125, 'the host\'s account is not the image\'s');
+  t.match(r.stderr, /^tsrun: unable to find user hostonly: no matching entries in the image's \/etc\/passwd\n$/);
+
+  // Dangling links where the runtime mounts: the targets are made inside the rootfs, as runc does.
+  const dangling = makeLayout('dangling', 'v1', [base, await makeTar([
+    { name: 'etc/resolv.conf', type: 'symlink', linkname: '../run/systemd/resolve/stub-resolv.conf' },
+    { name: 'data', type: 'symlink', linkname: '/srv/nonexistent/data' },
+  ])]);
+  r = ts(['run', '--rm', '-v', `${hostData}:/data:ro`, `oci:${dangling}:v1`, 'sh', '-c', 'test -f /run/systemd/resolve/stub-resolv.conf && echo made; cat /data/f; readlink /etc/resolv.conf; test -d /srv/nonexistent/data && echo dir']);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'made\nfrom the host\n../run/systemd/resolve/stub-resolv.conf\ndir\n');
+  t.notOk(fs.existsSync('/srv/nonexistent'), 'nothing was made on the host');
+});
+
 t.test('image prune removes what no image uses, and keeps the rest', { skip: needsRoot }, async (t) => {
   const before = fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)).length;
   t.ok(before >= 60, `layers unpacked (${before})`);
@@ -164,7 +205,7 @@ t.test('image prune removes what no image uses, and keeps the rest', { skip: nee
   for (const id of new Set(images.map((i) => i.id))) t.equal(ts(['rmi', id.slice(7, 19)]).status, 0);
   const r = ts(['image', 'prune']);
   t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, new RegExp(`^removed ${before} layer directories and \\d+ blobs\\n$`));
+  t.match(r.stdout, new RegExp(`^removed ${before} layer directories, \\d+ blobs and 0 stale temporaries\\n$`));
   t.same(fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)), []);
   t.same(fs.readdirSync(path.join(storage, 'l')), [], 'no short-name links left');
   t.same(fs.readdirSync(path.join(storage, 'blobs', 'sha256')), [], 'no blobs left');

@@ -41,7 +41,7 @@ function rmi(store: ImageStore, names: string[], force: boolean) {
 }
 
 /** Removes layer directories and blobs that no image refers to. */
-export function prune(store: ImageStore): { layers: number; blobs: number } {
+export function prune(store: ImageStore): { layers: number; blobs: number; temporaries: number } {
   return store.locked(() => {
     const keepBlobs = new Set<string>();
     const keepLayers = new Set<string>();
@@ -57,7 +57,7 @@ export function prune(store: ImageStore): { layers: number; blobs: number } {
     let blobs = 0;
     const blobDir = path.join(store.root, 'blobs', 'sha256');
     for (const hex of fs.existsSync(blobDir) ? fs.readdirSync(blobDir) : []) if (!keepBlobs.has(hex)) (fs.rmSync(path.join(blobDir, hex)), blobs++);
-    return { layers, blobs };
+    return { layers, blobs, temporaries: store.removeStaleTemporaries() };
   });
 }
 
@@ -83,10 +83,10 @@ export function register(program: Command) {
     });
   image
     .command('prune')
-    .description('remove unpacked layers and blobs that no image uses')
+    .description('remove unpacked layers and blobs that no image uses, and what killed loads left half-done')
     .action((_o: unknown, cmd: Command) => {
       const r = prune(new ImageStore(globals(cmd).storage));
-      process.stdout.write(`removed ${r.layers} layer director${r.layers === 1 ? 'y' : 'ies'} and ${r.blobs} blob${r.blobs === 1 ? '' : 's'}\n`);
+      process.stdout.write(`removed ${r.layers} layer director${r.layers === 1 ? 'y' : 'ies'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} and ${r.temporaries} stale temporar${r.temporaries === 1 ? 'y' : 'ies'}\n`);
     });
   image
     .command('ls')

@@ -31,6 +31,15 @@ interface RunFlags extends ResourceFlags {
   restart?: string;
   init?: boolean;
   logOpt?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  securityOpt?: string[];
+  device?: string[];
+  groupAdd?: string[];
+  ulimit?: string[];
+  sysctl?: string[];
+  shmSize?: string;
 }
 
 /** --log-opt max-size=10m (the only option the monitor's log has). */
@@ -69,7 +78,16 @@ export function register(program: Command) {
     .option('--restart <policy>', 'no, on-failure[:N], always or unless-stopped (detached containers)')
     .option('--init', 'run a small init as pid 1 that forwards signals and reaps orphaned processes')
     .option('--log-opt <max-size=SIZE>', 'rotate the log of a detached container past SIZE (default 10m)', collect)
-    .option('--network <mode>', 'none or host', 'none');
+    .option('--network <mode>', 'none or host', 'none')
+    .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN; ALL for every one)', collect)
+    .option('--cap-drop <cap>', 'drop a capability (ALL for every one)', collect)
+    .option('--privileged', 'every capability and host device, no seccomp filter, no masked or read-only paths')
+    .option('--security-opt <opt>', 'seccomp=unconfined|PROFILE.json, no-new-privileges, apparmor=PROFILE, label=disable, systempaths=unconfined, unmask=PATH', collect)
+    .option('--device <host[:container[:rwm]]>', 'give the container a host device', collect)
+    .option('--group-add <group>', 'an additional group (name in the image\'s /etc/group, or gid)', collect)
+    .option('--ulimit <name=soft[:hard]>', 'a resource limit (nofile=1024:2048)', collect)
+    .option('--sysctl <key=value>', 'a namespaced kernel setting (net.ipv4.ip_forward=1)', collect)
+    .option('--shm-size <bytes>', 'size of /dev/shm (64m by default)');
   resourceOptions(run)
     .helpOption('--help', 'display help for command')
     .passThroughOptions()
@@ -112,6 +130,7 @@ export function register(program: Command) {
         trace: traceSink(g),
         forwardSignals: true,
         resources: opts,
+        security: { capAdd: opts.capAdd, capDrop: opts.capDrop, privileged: opts.privileged, securityOpt: opts.securityOpt, devices: opts.device, groupAdd: opts.groupAdd, ulimits: opts.ulimit, sysctls: opts.sysctl, shmSize: opts.shmSize },
         tty: opts.tty,
         restart: opts.restart,
         init: opts.init,

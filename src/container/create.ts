@@ -10,6 +10,7 @@ import { readHostFacts } from '../plan/host-facts';
 import { launch, type LaunchedProcess } from '../plan/launch';
 import { MONITOR_PATH, native } from '../native';
 import { parseSpec } from '../spec/validate';
+import { compileSeccomp } from '../security/seccomp';
 import type { Spec } from '../spec/types';
 import { OCI_VERSION, processStartTime, Store, type ContainerRecord } from './store';
 
@@ -122,10 +123,24 @@ export interface Created {
   process: LaunchedProcess;
 }
 
-/** The devices cgroup rules of the config, after the default ones. */
+/**
+ * The devices cgroup rules of the config, after the default ones. A node of
+ * linux.devices is usable (rwm) unless a rule of linux.resources.devices
+ * names it, which then decides (`--device /dev/x:r` stays read-only). A
+ * fifo is a node but no cgroup rule: the devices controller knows only
+ * character and block devices.
+ */
 function deviceRules(spec: Spec): DeviceRule[] {
   const given = (spec.linux?.resources?.devices ?? []) as DeviceRule[];
-  return [...DEFAULT_DEVICE_RULES, ...given.filter((r) => r.allow || r.type !== undefined), ...(spec.linux?.devices ?? []).map((d) => ({ allow: true, type: d.type === 'u' ? 'c' : d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
+  const named = (d: { type: string; major?: number; minor?: number }) => given.some((r) => r.type === d.type && r.major === d.major && r.minor === d.minor);
+  const nodes = (spec.linux?.devices ?? []).filter((d) => d.type !== 'p').map((d) => ({ ...d, type: d.type === 'u' ? 'c' : d.type })).filter((d) => !named(d));
+  return [...DEFAULT_DEVICE_RULES, ...given.filter((r) => r.allow || r.type !== undefined), ...nodes.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
+}
+
+/** process.consoleSize as the terminal's first window size. */
+function consoleSize(spec: Spec): { rows?: number; cols?: number } {
+  const c = spec.process?.consoleSize;
+  return c ? { rows: c.height, cols: c.width } : {};
 }
 
 export function readBundleSpec(bundle: string): Spec {
@@ -193,8 +208,10 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       overlay: opts.overlay,
       stdinNull: opts.stdinNull,
       stdio: mon?.stdio,
-      console: mon?.consoleFd !== undefined ? { socket: mon.consoleFd } : opts.consoleSocket !== undefined ? { socket: opts.consoleSocket } : undefined,
+      console: mon?.consoleFd !== undefined ? { socket: mon.consoleFd, ...consoleSize(spec) } : opts.consoleSocket !== undefined ? { socket: opts.consoleSocket, ...consoleSize(spec) } : undefined,
       monitor: mon?.spec,
+      keyring: opts.id,
+      seccomp: spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     record.cgroupPath = cgPath;

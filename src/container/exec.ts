@@ -8,14 +8,16 @@ import { compileExecPlan, type JoinNamespace } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
 import { launch } from '../plan/launch';
 import { NAMESPACES } from '../ns/namespaces';
-import { parseSpec } from '../spec/validate';
-import type { Process } from '../spec/types';
+import { parseSpec, validateProcess } from '../spec/validate';
+import type { Process, Spec } from '../spec/types';
+import { compileSeccomp } from '../security/seccomp';
 import { exitCodeOf, forwardSignals } from './run';
 import { Store, statusOf } from './store';
 import { native } from '../native';
 import { attachTerminal, type Attached } from '../process/terminal';
 import { mergeEnv } from '../image/runtime-config';
 import { resolveUser } from '../image/user';
+import { readFileInRoot } from '../rootfs/in-root';
 
 export interface ExecOptions {
   id: string;
@@ -56,13 +58,8 @@ export function namespacesOf(pid: number): JoinNamespace[] {
 
 /** -u NAME[:GROUP] resolved in the container's own /etc/passwd and /etc/group. */
 function userInContainer(pid: number, spec: string, umask?: number): Process['user'] {
-  const read = (file: string) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/root${file}`, 'utf8');
-    } catch {
-      return undefined;
-    }
-  };
+  // Inside the container's root: a symlink of the image's leads to its own files, never the host's.
+  const read = (file: string) => readFileInRoot(`/proc/${pid}/root`, file, 16 << 20);
   const u = resolveUser(spec, read('/etc/passwd'), read('/etc/group'));
   return { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids, umask };
 }
@@ -73,8 +70,10 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   const status = statusOf(store, rec);
   if (status !== 'running') throw new TsrunError(`cannot exec in container "${opts.id}": it is ${status}`);
   let base: Process;
+  let containerSpec: Spec;
   try {
-    base = parseSpec(fs.readFileSync(path.join(rec.bundle, 'config.json'), 'utf8')).process!;
+    containerSpec = parseSpec(fs.readFileSync(path.join(rec.bundle, 'config.json'), 'utf8'));
+    base = containerSpec.process!;
   } catch (e) {
     throw e instanceof TsrunError ? e : new TsrunError(`exec: read the container's config: ${(e as Error).message}`);
   }
@@ -88,10 +87,14 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   proc.env = mergeEnv(proc.env ?? [], opts.env ?? []);
   if (opts.cwd) proc.cwd = opts.cwd;
   if (opts.user) proc.user = userInContainer(rec.pid, opts.user, proc.user.umask);
+  // The same bounds as config.json's process: a uid past 2^31-1 would wrap to root.
+  validateProcess(proc, opts.process ? 'exec --process' : 'process');
   const join = namespacesOf(rec.pid);
   const consolePair = opts.terminal && opts.consoleSocket === undefined ? native().socketPair() : undefined;
   const consoleFd = consolePair?.[1] ?? opts.consoleSocket;
-  const plan = compileExecPlan(proc, join, readHostFacts(), { trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
+  // The container's seccomp filter confines what is exec'd in it too, as runc applies it.
+  const seccomp = containerSpec.linux?.seccomp ? compileSeccomp(containerSpec.linux.seccomp) : undefined;
+  const plan = compileExecPlan(proc, join, readHostFacts(), { keyring: rec.id, seccomp, trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
   const cgroup: CgroupPlacement | undefined = rec.cgroup;
   const launching = launch(plan, {
     trace: opts.trace,

@@ -139,6 +139,15 @@ export function inspectContainer(registry: Registry, id: string) {
       Binds: info.hostConfig.binds,
       Tmpfs: info.hostConfig.tmpfs,
       Init: info.hostConfig.init,
+      Privileged: info.hostConfig.security?.privileged ?? false,
+      CapAdd: info.hostConfig.security?.capAdd ?? [],
+      CapDrop: info.hostConfig.security?.capDrop ?? [],
+      SecurityOpt: info.hostConfig.security?.securityOpt ?? [],
+      Devices: (info.hostConfig.security?.devices ?? []).map((d) => {
+        const [host, ctr, perms] = d.split(':');
+        return { PathOnHost: host, PathInContainer: ctr && !/^[rwm]+$/.test(ctr) ? ctr : host, CgroupPermissions: perms ?? (ctr && /^[rwm]+$/.test(ctr) ? ctr : 'rwm') };
+      }),
+      GroupAdd: info.hostConfig.security?.groupAdd ?? [],
       LogConfig: { Type: 'cri', Config: { 'max-size': String(info.hostConfig.logMaxBytes) } },
       Resources: spec?.linux?.resources ?? {},
     },

@@ -10,6 +10,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import { ImageStore } from '../image/store';
 import { LOCK_EX, LOCK_NB, native } from '../native';
+import type { SecurityRecord } from '../security/run-options';
 import type { OverlayMount } from '../plan/compile';
 import { oomKills } from '../cgroup/placement';
 import { isAlive, Store, statusOf, type ContainerRecord } from './store';
@@ -51,6 +52,8 @@ export interface ContainerInfo {
     binds: string[];
     tmpfs: string[];
     init: boolean;
+    /** Absent in records made before the security flags existed. */
+    security?: SecurityRecord;
   };
   overlay: OverlayMount;
   state: {

@@ -7,13 +7,13 @@ import { exitsWithin, signalProcess } from './kill';
 import { thawIfFrozen } from './stop';
 import type { Registry } from './registry';
 import { monitorRecorded } from './detached';
-import { removeContainerFiles } from './run-image';
+import { removeContainerDir, removeContainerFiles } from './run-image';
 
 export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
   if (!registry.isManaged(id) && fs.existsSync(registry.containerDir(id))) {
     // A run killed between making the directory and writing its record.
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
-    fs.rmSync(registry.containerDir(id), { recursive: true, force: true });
+    removeContainerDir(registry.containerDir(id));
     return;
   }
   if (!registry.isManaged(id)) {

@@ -16,11 +16,12 @@ import type { OverlayMount } from '../plan/compile';
 import { runContainer, type RunOptions } from './run';
 import { checkName, Registry, type ContainerInfo, type RestartPolicy } from './registry';
 import { startDetached } from './detached';
-import { INIT_PATH } from '../native';
+import { INIT_PATH, native } from '../native';
 
 /** Docker's json-file default is unbounded; a bound keeps /var/lib/tsrun from filling up. */
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
+import { applySecurity, type SecurityFlags } from '../security/run-options';
 
 export interface ImageRunOptions {
   image: string;
@@ -54,6 +55,8 @@ export interface ImageRunOptions {
   logMaxBytes?: number;
   /** --memory, --cpus, --pids-limit and the rest, in Docker's units. */
   resources?: ResourceFlags;
+  /** --cap-add, --privileged, --security-opt, --device and the rest. */
+  security?: SecurityFlags;
   onExit?: RunOptions['onExit'];
 }
 
@@ -170,6 +173,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   };
   const spec = specFromImage(img.config, user, settings);
   spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
+  const security = applySecurity(spec, opts.security ?? {}, { groupFile: readMergedFile(lowerTopFirst, '/etc/group') });
   const cfg = img.config.config ?? {};
   // What the image says that the runtime config has no field for is kept as annotations:
   // the stop signal for `stop`, labels, exposed ports and volumes for `inspect`.
@@ -212,6 +216,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       binds: opts.volumes ?? [],
       tmpfs: opts.tmpfs ?? [],
       init: !!opts.init,
+      security,
     },
     overlay: overlayFor(store, layers, dir),
     state: { startedAt: '', finishedAt: '', exitCode: 0, oomKilled: false, error: '', restartCount: 0, manuallyStopped: false, pid: 0, restarting: false, creatorPid: process.pid, creatorStartTime: processStartTime(process.pid) ?? '' },
@@ -237,8 +242,9 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     }
     named = true;
     for (const v of opts.volumes ?? []) {
-      // Docker creates a missing host path as a directory.
-      fs.mkdirSync(parseVolume(v).hostPath, { recursive: true });
+      // Docker creates a missing host path as a directory; a file is bound as it is.
+      const host = parseVolume(v).hostPath;
+      if (!fs.existsSync(host)) fs.mkdirSync(host, { recursive: true });
     }
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
     fs.writeFileSync(etcFiles.hosts, hostsFile(network));
@@ -249,7 +255,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   } catch (e) {
     // A container that was never made complete is not kept.
     if (named) registry.releaseName(info.name, id);
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeContainerDir(dir);
     throw e;
   }
 }
@@ -302,13 +308,30 @@ export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
   return info.id;
 }
 
+/**
+ * A container's directory, writable layer included: the container made that
+ * tree, so it may be deeper than PATH_MAX or hold links anywhere. A file
+ * that appears meanwhile (a monitor's last write) is removed on a retry.
+ */
+export function removeContainerDir(dir: string) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      native().removeTree(dir);
+      return;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (attempt >= 5 || (code !== 'ENOTEMPTY' && code !== 'EBUSY')) throw new TsrunError(`remove container directory ${dir}: ${(e as Error).message}`);
+    }
+  }
+}
+
 /** The container's directory and name; its runtime state must be gone already. */
 export function removeContainerFiles(registry: Registry, info: ContainerInfo) {
   // The record first (it is then gone from ps), the name whatever happens;
   // a name left by a kill part way is taken over by the next claim.
   try {
     fs.rmSync(registry.file(info.id, 'container.json'), { force: true });
-    fs.rmSync(registry.containerDir(info.id), { recursive: true, force: true, maxRetries: 5 });
+    removeContainerDir(registry.containerDir(info.id));
   } finally {
     registry.releaseName(info.name, info.id);
   }

@@ -8,7 +8,7 @@ import { MEDIA, type ImageConfig, type Manifest } from './types';
 import { decompressor, detectCompression, readHead } from './unpack';
 import { crypto } from '../lazy';
 import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
+import { Transform } from 'node:stream';
 
 export const DEFAULT_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
@@ -77,24 +77,48 @@ export function applyChange(config: Config, change: string): void {
   }
 }
 
-/** The sha256 of the uncompressed tar, reading through any compression. */
-export async function diffIDOf(file: string): Promise<Digest> {
+/**
+ * The sha256 of the uncompressed tar, reading through any compression and
+ * through tar-stream's parser, so that a file that is not a tar is refused
+ * now rather than at the first run.
+ */
+export async function diffIDOf(file: string): Promise<{ diffID: Digest; entries: number }> {
   const hash = crypto().createHash('sha256');
-  await pipeline(
-    fs.createReadStream(file, { highWaterMark: 1 << 20 }),
-    decompressor(detectCompression(readHead(file))),
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        cb();
-      },
-    }),
-  );
-  return `sha256:${hash.digest('hex')}`;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const extract = (require('tar-stream') as typeof import('tar-stream')).extract();
+  let entries = 0;
+  const consume = (async () => {
+    for await (const entry of extract) {
+      entries++;
+      for await (const _ of entry) void _;
+    }
+  })();
+  consume.catch((e) => extract.destroy(e));
+  await Promise.all([
+    pipeline(
+      fs.createReadStream(file, { highWaterMark: 1 << 20 }),
+      decompressor(detectCompression(readHead(file))),
+      new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          cb(null, chunk);
+        },
+      }),
+      extract,
+    ),
+    consume,
+  ]);
+  return { diffID: `sha256:${hash.digest('hex')}`, entries };
 }
 
 export async function importRootfs(store: ImageStore, tarball: string, name: string, changes: string[] = []): Promise<ImageRecord> {
-  if (!fs.existsSync(tarball)) throw new TsrunError(`import ${tarball}: ENOENT (no such file)`);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(tarball);
+  } catch (e) {
+    throw new TsrunError(`import ${tarball}: ${(e as NodeJS.ErrnoException).code} (cannot read it)`);
+  }
+  if (!st.isFile()) throw new TsrunError(`import ${tarball}: not a regular file`);
   const config: Config = { Env: [...DEFAULT_ENV] };
   for (const c of changes) applyChange(config, c);
   const compression = detectCompression(readHead(tarball));
@@ -102,7 +126,9 @@ export async function importRootfs(store: ImageStore, tarball: string, name: str
   fs.copyFileSync(tarball, tmp);
   let diffID: Digest;
   try {
-    diffID = await diffIDOf(tmp);
+    const r = await diffIDOf(tmp);
+    if (r.entries === 0) throw new Error('it holds no entries');
+    diffID = r.diffID;
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw new TsrunError(`import ${tarball}: not a readable ${compression === 'none' ? 'tar' : compression + ' tar'}: ${(e as Error).message}`);

@@ -11,7 +11,11 @@ import { progress } from './progress';
 import { parseReference, formatReference } from './reference';
 import type { ImageRecord, ImageStore } from './store';
 import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
-import { cleanEntryName, decompressor, detectCompression, readHead } from './unpack';
+import { cleanEntryName, decompressor, detectCompression, isRefused, quoteName, readBounded, readHead, readUntil, TarEnd } from './unpack';
+
+/** Bounds on what is read whole into memory (the distribution spec suggests 4 MiB for manifests). */
+export const MAX_MANIFEST_BYTES = 4 << 20;
+export const MAX_CONFIG_BYTES = 16 << 20;
 
 // Loaded on first use: most commands never read a tar, and start-up is paid by every command.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -39,11 +43,11 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
   let n = 0;
   const bar = progress();
   const total = fs.statSync(file).size;
-  let read = 0;
-  const source = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  source.on('data', (c) => bar.update(`loading ${path.basename(file)}`, (read += c.length), total));
+  // Reading stops at the archive's end marker: an endless input ends there too.
+  const end = new TarEnd();
+  const source = readUntil(file, () => end.finished, (bytes) => bar.update(`loading ${path.basename(file)}`, bytes, total));
   try {
-    const flow = pipeline(source, decompressor(detectCompression(readHead(file))), extract);
+    const flow = pipeline(source, decompressor(detectCompression(readHead(file))), end, extract);
     const consume = (async () => {
       for await (const entry of extract) {
         const h = entry.header;
@@ -67,7 +71,7 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
     await Promise.all([flow, consume]);
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new TsrunError(`load ${file}: not a readable image archive: ${(e as Error).message}`);
+    throw new TsrunError(`load ${file}: not a readable image archive: ${isRefused(e) ? `refused: ${e.message}` : (e as Error).message}`);
   } finally {
     bar.done();
   }
@@ -76,6 +80,11 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
     if (f) files.set(name, f);
   }
   return { dir, files };
+}
+
+/** A JSON file of an archive or layout, read with a bound on its size. */
+function readJsonFile<T>(file: string, max: number, what: string): T {
+  return parseJson<T>(readBounded(file, max, what), what);
 }
 
 function parseJson<T>(data: Buffer | string, what: string): T {
@@ -138,11 +147,11 @@ async function loadLayout(store: ImageStore, source: (name: string) => string | 
   if (!indexFile) throw new TsrunError(`${what}: no index.json`);
   const layoutFile = source('oci-layout');
   if (layoutFile) {
-    const layout = parseJson<{ imageLayoutVersion?: string }>(fs.readFileSync(layoutFile), `${what}: oci-layout`);
+    const layout = readJsonFile<{ imageLayoutVersion?: string }>(layoutFile, MAX_MANIFEST_BYTES, `${what}: oci-layout`);
     if (!layout.imageLayoutVersion?.startsWith('1.')) throw new TsrunError(`${what}: unsupported imageLayoutVersion ${JSON.stringify(layout.imageLayoutVersion)}`);
   }
-  const index = parseJson<Index>(fs.readFileSync(indexFile), `${what}: index.json`);
-  if (!Array.isArray(index.manifests)) throw new TsrunError(`${what}: index.json has no manifests`);
+  const index = readJsonFile<Index>(indexFile, MAX_MANIFEST_BYTES, `${what}: index.json`);
+  if (!index || !Array.isArray(index.manifests)) throw new TsrunError(`${what}: index.json has no manifests`);
   let entries = index.manifests;
   if (opts.tag !== undefined) {
     entries = entries.filter((d) => d.annotations?.['org.opencontainers.image.ref.name'] === opts.tag);
@@ -179,22 +188,37 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
+/** A file named by a docker-archive's manifest.json, found inside the archive only. */
+function archiveFile(files: Map<string, string>, name: unknown, what: string): string {
+  if (typeof name !== 'string' || name === '') throw new TsrunError(`${what}: manifest.json names ${JSON.stringify(name)}, not a file in the archive`);
+  let clean: string | null;
+  try {
+    clean = cleanEntryName(name);
+  } catch (e) {
+    if (isRefused(e)) throw new TsrunError(`${what}: manifest.json names ${quoteName(name)}: refused: ${e.message}`);
+    throw e;
+  }
+  const file = clean === null ? undefined : files.get(clean);
+  if (!file) throw new TsrunError(`${what}: ${quoteName(name)} named by manifest.json is missing from the archive`);
+  return file;
+}
+
 /** Imports a docker-archive: manifest.json naming a config and layer tarballs. */
 async function loadDockerArchive(store: ImageStore, files: Map<string, string>, what: string): Promise<Loaded[]> {
-  const entries = parseJson<DockerManifestEntry[]>(fs.readFileSync(files.get('manifest.json')!), `${what}: manifest.json`);
+  const entries = readJsonFile<DockerManifestEntry[]>(files.get('manifest.json')!, MAX_MANIFEST_BYTES, `${what}: manifest.json`);
   if (!Array.isArray(entries) || !entries.length) throw new TsrunError(`${what}: manifest.json lists no images`);
   const out: Loaded[] = [];
-  for (const e of entries) {
-    const configFile = files.get(cleanEntryName(e.Config) ?? '');
-    if (!configFile) throw new TsrunError(`${what}: config ${e.Config} is missing`);
-    const configBytes = fs.readFileSync(configFile);
-    const config = parseJson<ImageConfig>(configBytes, `${what}: ${e.Config}`);
-    if (config.rootfs?.diff_ids?.length !== e.Layers.length) throw new TsrunError(`${what}: ${e.Layers.length} layers but the config lists ${config.rootfs?.diff_ids?.length ?? 0} diff_ids`);
+  for (const [i, e] of entries.entries()) {
+    if (typeof e !== 'object' || e === null || !Array.isArray(e.Layers)) throw new TsrunError(`${what}: manifest.json entry ${i} has no Layers list`);
+    if (e.RepoTags != null && !(Array.isArray(e.RepoTags) && e.RepoTags.every((t) => typeof t === 'string'))) throw new TsrunError(`${what}: manifest.json entry ${i}: RepoTags must be a list of names`);
+    const configFile = archiveFile(files, e.Config, what);
+    const configBytes = readBounded(configFile, MAX_CONFIG_BYTES, `${what}: ${quoteName(e.Config)}`);
+    const config = parseJson<ImageConfig>(configBytes, `${what}: ${quoteName(e.Config)}`);
+    if (config?.rootfs?.diff_ids?.length !== e.Layers.length) throw new TsrunError(`${what}: ${e.Layers.length} layers but the config lists ${config?.rootfs?.diff_ids?.length ?? 0} diff_ids`);
     const configDigest = store.writeBlob(configBytes);
     const layers: Descriptor[] = [];
     for (const l of e.Layers) {
-      const file = files.get(cleanEntryName(l) ?? '');
-      if (!file) throw new TsrunError(`${what}: layer ${l} is missing`);
+      const file = archiveFile(files, l, what);
       const { digest, size } = await digestFile(file);
       const c = detectCompression(readHead(file));
       layers.push({ mediaType: c === 'gzip' ? MEDIA.ociLayerGzip : c === 'zstd' ? MEDIA.ociLayerZstd : MEDIA.ociLayer, digest, size });

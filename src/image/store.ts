@@ -18,6 +18,9 @@ import { unpackLayer, type UnpackResult } from './unpack';
 
 export const DEFAULT_STORAGE = '/var/lib/tsrun';
 
+/** The most a manifest, index or config blob may hold. */
+export const MAX_JSON_BLOB_BYTES = 16 << 20;
+
 export interface ImageRecord {
   /** The config digest: the image id, as Docker has it. */
   id: Digest;
@@ -94,7 +97,15 @@ export class ImageStore {
     }
   }
 
+  /** A manifest, index or config blob; bounded, since a hostile one could be any size. */
   readJson<T>(digest: string): T {
+    let size = 0;
+    try {
+      size = fs.statSync(this.blobPath(digest)).size;
+    } catch {
+      /* readBlob says why */
+    }
+    if (size > MAX_JSON_BLOB_BYTES) throw new TsrunError(`blob ${digest} in ${this.root}: ${size} bytes, more than the ${MAX_JSON_BLOB_BYTES} a manifest or config may have`);
     const data = this.readBlob(digest);
     if (sha256(data) !== digest) throw new TsrunError(`blob ${digest} in ${this.root} is corrupt: its content has digest ${sha256(data)}`);
     try {
@@ -235,7 +246,7 @@ export class ImageStore {
         fs.renameSync(tmp, dir);
         onUnpacked?.(result);
       } catch (e) {
-        fs.rmSync(tmp, { recursive: true, force: true });
+        native().removeTree(tmp);
         throw e;
       }
       return info();
@@ -258,8 +269,30 @@ export class ImageStore {
     } catch {
       /* never finished */
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    native().removeTree(dir);
     fs.rmSync(`${dir}.lock`, { force: true });
+  }
+
+  /**
+   * Removes what tsrun processes that no longer exist left half-done in
+   * tmp/ (a load or unpack killed part way). Each name carries its maker's
+   * pid; a live maker keeps its work.
+   */
+  removeStaleTemporaries(): number {
+    let dir: string[];
+    try {
+      dir = fs.readdirSync(path.join(this.root, 'tmp'));
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of dir) {
+      const m = /^[a-z]+-(\d+)-[0-9a-f]+$/.exec(name);
+      if (m && fs.existsSync(`/proc/${m[1]}`)) continue;
+      native().removeTree(path.join(this.root, 'tmp', name));
+      removed++;
+    }
+    return removed;
   }
 
   containersDir() {

@@ -12,7 +12,7 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
-import { native } from '../native';
+import { native, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native';
 import { S_IFCHR, S_IFBLK } from '../rootfs/devices';
 import type { Digest } from './digest';
 
@@ -104,21 +104,145 @@ export function decompressor(c: Compression): Transform {
   return new PassThrough();
 }
 
+/**
+ * Passes a tar stream through up to its end-of-archive marker (two zero
+ * blocks where a header is due) and no further: tar-stream skips zero
+ * blocks and would read an endless input (/dev/zero) for ever. Entry data
+ * is skipped by the header's size field, so no content is parsed here.
+ */
+export class TarEnd extends Transform {
+  ended = false;
+  /** Past the end marker and a generous allowance for padding and a compressor's trailer: stop reading. */
+  finished = false;
+  private trailing = 0;
+  private skip = 0;
+  private header = Buffer.alloc(512);
+  private filled = 0;
+  private zeros = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    let at = 0;
+    while (at < chunk.length && !this.ended) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - at);
+        this.push(chunk.subarray(at, at + n));
+        this.skip -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(512 - this.filled, chunk.length - at);
+      chunk.copy(this.header, this.filled, at, at + n);
+      this.filled += n;
+      at += n;
+      if (this.filled < 512) break;
+      this.filled = 0;
+      this.push(Buffer.from(this.header));
+      if (this.header.every((b) => b === 0)) {
+        if (++this.zeros === 2) {
+          this.ended = true;
+          this.push(null);
+        }
+        continue;
+      }
+      this.zeros = 0;
+      this.skip = Math.ceil(tarSize(this.header) / 512) * 512;
+    }
+    if (this.ended) {
+      this.trailing += chunk.length - at;
+      if (this.trailing > 1 << 20) this.finished = true;
+    }
+    cb();
+  }
+}
+
+/**
+ * A file's bytes, stopping early once `stop()` says so: an endless input
+ * (/dev/zero, a pipe that never closes) ends where its tar does.
+ */
+export async function* readUntil(file: string, stop: () => boolean, onBytes?: (n: number) => void): AsyncGenerator<Buffer> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    let total = 0;
+    while (!stop()) {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (!bytesRead) return;
+      onBytes?.((total += bytesRead));
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The size field of a tar header: octal, or base-256 when its high bit is set. */
+function tarSize(h: Buffer): number {
+  if (h[124] & 0x80) {
+    let n = h[124] & 0x7f;
+    for (let i = 125; i < 136; i++) n = n * 256 + h[i];
+    return n;
+  }
+  const text = h.toString('latin1', 124, 136).replace(/[\0 ]+$/, '').trim();
+  return /^[0-7]+$/.test(text) ? parseInt(text, 8) : 0;
+}
+
+/** Reads a small file (a manifest, a config) with a bound on its size. */
+export function readBounded(file: string, max: number, what: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new TsrunError(`${what}: not a regular file`);
+    if (st.size > max) throw new TsrunError(`${what}: ${st.size} bytes, more than the ${max} this runtime reads`);
+    return fs.readFileSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Thrown for an entry the unpacker (or an archive reader) refuses. */
+export function isRefused(e: unknown): e is Error {
+  return e instanceof Refused;
+}
+
 type Kind = 'dir' | 'file' | 'symlink' | 'other';
 
 class Refused extends Error {}
 
+/** Longest path the unpacker writes; a longer one could not be reached by path again. */
+const PATH_MAX = 4096;
+const NAME_MAX = 255;
+
+/** An entry name as an error message may show it: quoted, control characters escaped, cut short. */
+export function quoteName(name: string): string {
+  return JSON.stringify(name.length > 120 ? `${name.slice(0, 120)}...` : name);
+}
+
 /** "./a//b/" -> "a/b"; null for the root itself. Absolute names and ".." are refused. */
 export function cleanEntryName(raw: string): string | null {
-  if (raw.startsWith('/')) throw new Refused(`absolute name "${raw}"`);
+  if (typeof raw !== 'string') throw new Refused(`entry name ${JSON.stringify(raw)} is not a string`);
+  if (raw.startsWith('/')) throw new Refused(`absolute name ${quoteName(raw)}`);
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new Refused(`"${raw}" climbs out of the layer with ".."`);
+  if (parts.includes('..')) throw new Refused(`${quoteName(raw)} climbs out of the layer with ".."`);
   return parts.length ? parts.join('/') : null;
 }
 
+/**
+ * What this unpack has made, as a tree: a later entry that replaces a
+ * directory drops the directory's subtree here too, and with it the
+ * metadata still to be written to it.
+ */
+interface Made {
+  kind: Kind;
+  children?: Map<string, Made>;
+  /** A directory's own header: its owner, mode, times and xattrs are written last. */
+  meta?: TarStream.Header;
+}
+
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW;
+const O_DIRECTORY = fs.constants.O_DIRECTORY;
+
 class LayerWriter {
-  private readonly known = new Map<string, Kind>([['', 'dir']]);
-  private readonly dirMeta: { abs: string; header: TarStream.Header }[] = [];
+  private readonly root: Made = { kind: 'dir', children: new Map() };
   entries = 0;
 
   constructor(private readonly dest: string) {}
@@ -127,153 +251,194 @@ class LayerWriter {
     return rel === '' ? this.dest : path.join(this.dest, rel);
   }
 
-  /** Makes sure every parent of rel is a real directory made by this unpack. */
-  private parents(rel: string, entryName: string) {
+  /** The node of rel's parent, every directory on the way real and made by this unpack. */
+  private parents(rel: string, entryName: string): Made {
+    if (this.dest.length + 1 + Buffer.byteLength(rel) >= PATH_MAX) throw new Refused(`${quoteName(entryName)} is longer than PATH_MAX (${PATH_MAX} bytes with the layer's directory)`);
     const parts = rel.split('/');
+    let node = this.root;
     let prefix = '';
-    for (let i = 0; i < parts.length - 1; i++) {
+    for (let i = 0; i < parts.length; i++) {
+      if (Buffer.byteLength(parts[i]) > NAME_MAX) throw new Refused(`${quoteName(entryName)} has a component longer than NAME_MAX (${NAME_MAX} bytes)`);
+      if (i === parts.length - 1) break;
       prefix = prefix ? `${prefix}/${parts[i]}` : parts[i];
-      const kind = this.known.get(prefix);
-      if (kind === undefined) {
+      let child = node.children!.get(parts[i]);
+      if (child === undefined) {
         fs.mkdirSync(this.abs(prefix), { mode: 0o755 });
-        this.known.set(prefix, 'dir');
-      } else if (kind === 'symlink') {
-        throw new Refused(`"${entryName}" would be written through the symlink "${prefix}" (-> ${fs.readlinkSync(this.abs(prefix))})`);
-      } else if (kind !== 'dir') {
-        throw new Refused(`"${entryName}": its parent "${prefix}" is not a directory`);
+        child = { kind: 'dir', children: new Map() };
+        node.children!.set(parts[i], child);
+      } else if (child.kind === 'symlink') {
+        throw new Refused(`${quoteName(entryName)} would be written through the symlink ${quoteName(prefix)} (-> ${quoteName(fs.readlinkSync(this.abs(prefix)))})`);
+      } else if (child.kind !== 'dir') {
+        throw new Refused(`${quoteName(entryName)}: its parent ${quoteName(prefix)} is not a directory`);
       }
+      node = child;
     }
+    return node;
+  }
+
+  private lookup(rel: string): Made | undefined {
+    let node: Made | undefined = this.root;
+    for (const part of rel.split('/')) {
+      node = node?.children?.get(part);
+      if (!node) return undefined;
+    }
+    return node;
   }
 
   /** A later entry for the same path replaces the earlier one (directories merge). */
-  private replace(rel: string, newKind: Kind) {
-    const old = this.known.get(rel);
+  private replace(parent: Made, base: string, rel: string, newKind: Kind) {
+    const old = parent.children!.get(base);
     if (old === undefined) return;
-    if (old === 'dir' && newKind === 'dir') return;
-    fs.rmSync(this.abs(rel), { recursive: true, force: true });
-    for (const k of [...this.known.keys()]) if (k === rel || k.startsWith(rel + '/')) this.known.delete(k);
+    if (old.kind === 'dir' && newKind === 'dir') return;
+    if (old.kind === 'dir') native().removeTree(this.abs(rel));
+    else fs.unlinkSync(this.abs(rel));
+    parent.children!.delete(base);
   }
 
   async entry(header: TarStream.Header, body: AsyncIterable<Buffer>) {
     this.entries++;
     const rel = cleanEntryName(header.name);
     if (rel === null) {
-      if (header.type === 'directory') this.dirMeta.push({ abs: this.dest, header });
+      if (header.type === 'directory') this.root.meta = header;
       return drain(body);
     }
     const base = path.posix.basename(rel);
-    const parent = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-    if (base.startsWith('.wh.')) return this.whiteout(rel, parent, base, header, body);
-    this.parents(rel, header.name);
+    if (base.startsWith('.wh.')) return this.whiteout(rel, base, header, body);
+    const parent = this.parents(rel, header.name);
     const abs = this.abs(rel);
     switch (header.type) {
-      case 'directory':
-        this.replace(rel, 'dir');
-        if (!this.known.has(rel)) fs.mkdirSync(abs, { mode: 0o700 });
-        this.known.set(rel, 'dir');
-        this.dirMeta.push({ abs, header });
+      case 'directory': {
+        this.replace(parent, base, rel, 'dir');
+        let node = parent.children!.get(base);
+        if (!node) {
+          fs.mkdirSync(abs, { mode: 0o700 });
+          node = { kind: 'dir', children: new Map() };
+          parent.children!.set(base, node);
+        }
+        // The last header for a directory wins, as tar has it.
+        node.meta = header;
         return drain(body);
+      }
       case 'file':
       case 'contiguous-file': {
-        this.replace(rel, 'file');
-        const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+        this.replace(parent, base, rel, 'file');
+        const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
         try {
           for await (const chunk of body) fs.writeSync(fd, chunk);
           fs.fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
           // After chown, which clears setuid and setgid.
           fs.fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
-          this.xattrs(abs, header);
+          this.xattrs(header, (name, value) => native().fsetxattr(fd, name, value, 0));
           const t = mtimeOf(header);
           fs.futimesSync(fd, t, t);
         } finally {
           fs.closeSync(fd);
         }
-        this.known.set(rel, 'file');
+        parent.children!.set(base, { kind: 'file' });
         return;
       }
       case 'symlink': {
-        this.replace(rel, 'symlink');
+        this.replace(parent, base, rel, 'symlink');
         fs.symlinkSync(header.linkname ?? '', abs);
-        fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-        this.xattrs(abs, header);
-        const t = mtimeOf(header);
-        fs.lutimesSync(abs, t, t);
-        this.known.set(rel, 'symlink');
+        this.nodeMeta(abs, header);
+        parent.children!.set(base, { kind: 'symlink' });
         return drain(body);
       }
       case 'link': {
         const target = cleanEntryName(header.linkname ?? '');
-        const kind = target === null ? 'dir' : this.known.get(target);
-        if (target === null || kind === undefined) throw new Refused(`hardlink "${header.name}" points at "${header.linkname}", which is not an earlier entry of this layer`);
-        if (kind === 'dir') throw new Refused(`hardlink "${header.name}" points at the directory "${header.linkname}"`);
-        this.replace(rel, kind);
+        const node = target === null ? this.root : this.lookup(target);
+        if (target === null || node === undefined) throw new Refused(`hardlink ${quoteName(header.name)} points at ${quoteName(header.linkname ?? '')}, which is not an earlier entry of this layer`);
+        if (node.kind === 'dir') throw new Refused(`hardlink ${quoteName(header.name)} points at the directory ${quoteName(header.linkname ?? '')}`);
+        this.replace(parent, base, rel, node.kind);
+        // link(2) does not follow a symlink it is given: the new name is the link itself.
         fs.linkSync(this.abs(target), abs);
-        this.known.set(rel, kind);
+        parent.children!.set(base, { kind: node.kind });
         return drain(body);
       }
       case 'character-device':
       case 'block-device':
       case 'fifo': {
-        this.replace(rel, 'other');
-        const mode = (header.mode ?? 0o644) & 0o7777;
+        this.replace(parent, base, rel, 'other');
         if (header.type === 'fifo') native().mkfifo(abs, 0o600);
         else native().mknod(abs, (header.type === 'block-device' ? S_IFBLK : S_IFCHR) | 0o600, header.devmajor ?? 0, header.devminor ?? 0);
-        fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-        fs.chmodSync(abs, mode);
-        this.xattrs(abs, header);
-        const t = mtimeOf(header);
-        fs.lutimesSync(abs, t, t);
-        this.known.set(rel, 'other');
+        parent.children!.set(base, { kind: 'other' });
+        this.nodeMeta(abs, header);
+        native().lchmod(abs, (header.mode ?? 0o644) & 0o7777);
         return drain(body);
       }
       default:
         // Sparse files, volume labels and the like do not occur in image layers.
-        throw new Refused(`"${header.name}" has an entry type this unpacker does not take (${header.type})`);
+        throw new Refused(`${quoteName(header.name)} has an entry type this unpacker does not take (${header.type})`);
     }
   }
 
-  private async whiteout(rel: string, parent: string, base: string, header: TarStream.Header, body: AsyncIterable<Buffer>) {
+  /** Owner, xattrs and times of a node just made, on the node itself (l* calls). */
+  private nodeMeta(abs: string, header: TarStream.Header) {
+    fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
+    this.xattrs(header, (name, value) => native().lsetxattr(abs, name, value, 0));
+    const t = mtimeOf(header);
+    fs.lutimesSync(abs, t, t);
+  }
+
+  private async whiteout(rel: string, base: string, header: TarStream.Header, body: AsyncIterable<Buffer>) {
     await drain(body);
     // The parent itself must be a directory of this layer, reached without symlinks.
-    this.parents(parent ? `${parent}/x` : 'x', header.name);
-    if (parent && this.known.get(parent) === undefined) {
-      fs.mkdirSync(this.abs(parent), { mode: 0o755 });
-      this.known.set(parent, 'dir');
-    }
-    if (parent && this.known.get(parent) !== 'dir') throw new Refused(`whiteout "${header.name}": "${parent}" is not a directory`);
+    const parent = this.parents(rel, header.name);
+    const parentRel = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
     if (base === '.wh..wh..opq') {
       // Opaque: nothing from lower layers shows through this directory.
-      native().lsetxattr(this.abs(parent), 'trusted.overlay.opaque', Buffer.from('y'), 0);
+      native().lsetxattr(this.abs(parentRel), 'trusted.overlay.opaque', Buffer.from('y'), 0);
       return;
     }
     if (base.startsWith('.wh..wh.')) return; // aufs bookkeeping, not a whiteout
     const name = base.slice('.wh.'.length);
-    if (name === '' || name === '.' || name === '..') throw new Refused(`whiteout "${header.name}" names nothing`);
-    const target = parent ? `${parent}/${name}` : name;
-    this.replace(target, 'other');
+    if (name === '' || name === '.' || name === '..') throw new Refused(`whiteout ${quoteName(header.name)} names nothing`);
+    const target = parentRel ? `${parentRel}/${name}` : name;
+    this.replace(parent, name, target, 'other');
     // overlayfs hides a lower file under a 0/0 character device of the same name.
     native().mknod(this.abs(target), S_IFCHR, 0, 0);
-    this.known.set(target, 'other');
-    void rel;
+    parent.children!.set(name, { kind: 'other' });
   }
 
-  private xattrs(abs: string, header: TarStream.Header) {
+  private xattrs(header: TarStream.Header, set: (name: string, value: Buffer) => void) {
     const pax = header.pax as Record<string, string> | null | undefined;
     if (!pax) return;
     for (const [key, value] of Object.entries(pax)) {
       if (!key.startsWith('SCHILY.xattr.')) continue;
-      native().lsetxattr(abs, key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'latin1'), 0);
+      set(key.slice('SCHILY.xattr.'.length), Buffer.from(value, 'latin1'));
     }
   }
 
-  /** Directory metadata last, deepest first: writing children changes mtimes. */
+  /**
+   * Directory metadata last, children before parents (writing a child
+   * changes its parent's mtime). Each directory is opened beneath the layer
+   * with no symlink on the way, and written through its fd.
+   */
   finish() {
-    for (const { abs, header } of this.dirMeta.reverse()) {
-      fs.lchownSync(abs, header.uid ?? 0, header.gid ?? 0);
-      fs.chmodSync(abs, (header.mode ?? 0o755) & 0o7777);
-      this.xattrs(abs, header);
-      const t = mtimeOf(header);
-      fs.lutimesSync(abs, t, t);
+    const pending: [string, TarStream.Header][] = [];
+    const stack: [string, Made][] = [['', this.root]];
+    while (stack.length) {
+      const [rel, node] = stack.pop()!;
+      if (node.meta) pending.push([rel, node.meta]);
+      for (const [name, child] of node.children ?? []) if (child.kind === 'dir') stack.push([rel ? `${rel}/${name}` : name, child]);
+    }
+    if (!pending.length) return;
+    const destFd = fs.openSync(this.dest, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    try {
+      for (const [rel, header] of pending.reverse()) {
+        const fd = rel === '' ? fs.openSync(this.dest, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW) : native().openat2(destFd, rel, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+        try {
+          fs.fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
+          fs.fchmodSync(fd, (header.mode ?? 0o755) & 0o7777);
+          this.xattrs(header, (name, value) => native().fsetxattr(fd, name, value, 0));
+          const t = mtimeOf(header);
+          fs.futimesSync(fd, t, t);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    } finally {
+      fs.closeSync(destFd);
     }
   }
 }
@@ -310,14 +475,14 @@ export async function unpackLayer(file: string, dest: string, opts: UnpackOption
     await Promise.all([flow, consume]);
     writer.finish();
   } catch (e) {
-    fs.rmSync(dest, { recursive: true, force: true });
+    native().removeTree(dest);
     const why = e instanceof Refused ? `refused: ${e.message}` : (e as NodeJS.ErrnoException).code ? `${(e as Error).message}` : `corrupt or truncated ${compression === 'none' ? 'tar' : compression} stream: ${(e as Error).message}`;
     throw new TsrunError(`unpack layer ${label}: ${why}`);
   }
   const digest: Digest = `sha256:${tapCompressed.hash.digest('hex')}`;
   const diffID: Digest = `sha256:${tapPlain.hash.digest('hex')}`;
   const mismatch = (what: string, want: string, got: string) => {
-    fs.rmSync(dest, { recursive: true, force: true });
+    native().removeTree(dest);
     return new TsrunError(`unpack layer ${label}: ${what} mismatch: expected ${want}, got ${got}`);
   };
   if (opts.expectDigest && opts.expectDigest !== digest) throw mismatch('digest', opts.expectDigest, digest);

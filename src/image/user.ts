@@ -3,6 +3,8 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
+import { MAX_ID } from '../spec/validate';
+import { native } from '../native';
 
 export interface ResolvedUser {
   uid: number;
@@ -11,36 +13,76 @@ export interface ResolvedUser {
   home?: string;
 }
 
+/** Files read whole to resolve a user: /etc/passwd and /etc/group. */
+const MAX_ACCOUNT_FILE = 16 << 20;
+
+/** The topmost layer's entry for a path, as overlayfs looks it up; null when hidden or absent. */
+function topmostEntry(layerDirsTopFirst: string[], parts: string[]): { abs: string; st: fs.Stats } | null {
+  for (const layer of layerDirsTopFirst) {
+    let opaque = false;
+    let through = true;
+    for (let i = 1; i < parts.length && through; i++) {
+      const dir = path.join(layer, ...parts.slice(0, i));
+      let st: fs.Stats;
+      try {
+        st = fs.lstatSync(dir);
+      } catch {
+        through = false;
+        break;
+      }
+      if (st.isCharacterDevice() && st.rdev === 0) return null; // a whiteout hides everything below
+      if (!st.isDirectory()) return null; // a non-directory ends the lookup in lower layers
+      if (native().lgetxattr(dir, 'trusted.overlay.opaque')?.toString() === 'y') opaque = true;
+    }
+    if (through) {
+      const abs = path.join(layer, ...parts);
+      try {
+        const st = fs.lstatSync(abs);
+        if (st.isCharacterDevice() && st.rdev === 0) return null;
+        return { abs, st };
+      } catch {
+        /* not in this layer */
+      }
+    }
+    if (opaque) return null;
+  }
+  return null;
+}
+
 /**
  * Reads a file as the merged overlay would show it: the topmost layer that
  * has it wins; a whiteout or an opaque directory above hides lower copies.
+ * Symlinks on the way are followed as the container would follow them,
+ * inside the image: an absolute one starts again at the image's root, never
+ * the host's. undefined when the file is absent or not a regular file.
  */
 export function readMergedFile(layerDirsTopFirst: string[], file: string): string | undefined {
-  const rel = file.replace(/^\/+/, '');
-  const parts = rel.split('/');
-  for (const layer of layerDirsTopFirst) {
-    const abs = path.join(layer, rel);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      st = undefined;
+  let todo = file.split('/').filter(Boolean);
+  let done: string[] = [];
+  for (let hops = 0; todo.length; ) {
+    const name = todo.shift()!;
+    if (name === '.') continue;
+    if (name === '..') {
+      done.pop();
+      continue;
     }
-    if (st) {
-      if (st.isCharacterDevice() && st.rdev === 0) return undefined; // whiteout
-      if (st.isFile()) return fs.readFileSync(abs, 'utf8');
-      return undefined;
+    const parts = [...done, name];
+    const hit = topmostEntry(layerDirsTopFirst, parts);
+    if (!hit) return undefined;
+    if (hit.st.isSymbolicLink()) {
+      if (++hops > 40) return undefined;
+      const target = fs.readlinkSync(hit.abs);
+      if (target.startsWith('/')) done = [];
+      todo = [...target.split('/').filter(Boolean), ...todo];
+      continue;
     }
-    // An opaque parent directory in this layer hides everything below it.
-    for (let i = 1; i < parts.length; i++) {
-      const dir = path.join(layer, ...parts.slice(0, i));
-      try {
-        const wh = fs.lstatSync(dir);
-        if (wh.isCharacterDevice() && wh.rdev === 0) return undefined;
-      } catch {
-        break;
-      }
+    if (todo.length === 0) {
+      if (!hit.st.isFile() || hit.st.size > MAX_ACCOUNT_FILE) return undefined;
+      // Every directory on the way was checked to be a real one in this layer.
+      return fs.readFileSync(hit.abs, 'utf8');
     }
+    if (!hit.st.isDirectory()) return undefined;
+    done = parts;
   }
   return undefined;
 }
@@ -68,6 +110,13 @@ function parseGroup(text: string | undefined): { name: string; gid: number; memb
     .map((f) => ({ name: f[0], gid: Number(f[2]), members: f[3].split(',').filter(Boolean) }));
 }
 
+/** A numeric id from -u or an image's User, within what setresuid(2) can give. */
+function numericId(text: string, what: string): number {
+  const n = Number(text);
+  if (n > MAX_ID) throw new TsrunError(`${what} ${text} is out of range: ids go from 0 to ${MAX_ID}`);
+  return n;
+}
+
 export function resolveUser(spec: string, passwdText: string | undefined, groupText: string | undefined): ResolvedUser {
   const passwd = parsePasswd(passwdText);
   const groups = parseGroup(groupText);
@@ -75,7 +124,7 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   let entry: PasswdEntry | undefined;
   let uid: number;
   if (/^\d+$/.test(userPart)) {
-    uid = Number(userPart);
+    uid = numericId(userPart, 'uid');
     entry = passwd.find((p) => p.uid === uid);
   } else {
     entry = passwd.find((p) => p.name === userPart);
@@ -84,7 +133,7 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   }
   let gid = entry?.gid ?? 0;
   if (groupPart !== undefined && groupPart !== '') {
-    if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    if (/^\d+$/.test(groupPart)) gid = numericId(groupPart, 'gid');
     else {
       const g = groups.find((x) => x.name === groupPart);
       if (!g) throw new TsrunError(`unable to find group ${groupPart}: no matching entries in the image's /etc/group`);
@@ -95,5 +144,9 @@ export function resolveUser(spec: string, passwdText: string | undefined, groupT
   // was named) every group that lists the user as a member.
   const member = groupPart === undefined && entry ? groups.filter((g) => g.members.includes(entry!.name)).map((g) => g.gid) : [];
   const additionalGids = [...new Set([gid, ...member])];
+  // Ids from the image's own files are checked as typed ones are: a hostile
+  // /etc/passwd must not wrap a name to uid 0.
+  numericId(String(uid), `uid of user ${userPart}`);
+  for (const g of additionalGids) numericId(String(g), `gid (of user ${userPart})`);
   return { uid, gid, additionalGids, home: entry?.home };
 }

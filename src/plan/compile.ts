@@ -10,6 +10,7 @@ import { BIND_REMOUNT_FLAGS, MS, parseMountOptions, propagationFlags } from '../
 import type { Mount, Spec } from '../spec/types';
 import { Op } from './ops';
 import { step, type PlanStep } from './step';
+import type { SeccompProgram } from '../security/seccomp';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -49,6 +50,10 @@ export interface CompileOptions {
   console?: ConsoleOptions;
   /** A monitor program that clones the container and outlives the runtime. */
   monitor?: MonitorSpec;
+  /** The container's id: its session keyring is named after it, as runc names it. */
+  keyring?: string;
+  /** linux.seccomp, compiled (src/security/seccomp.ts). */
+  seccomp?: SeccompProgram;
 }
 
 export type StdioFds = [number | undefined, number | undefined, number | undefined];
@@ -95,6 +100,11 @@ export function stdioSteps(stdio: StdioFds | undefined): PlanStep[] {
   return (stdio ?? []).flatMap((fd, target) =>
     fd === undefined ? [] : [step(Op.DUP2, `dup2(${fd}, ${target}): ${names[target]}`, target === 0 ? 'stdin from the runtime' : `${names[target]} goes to the monitor, which writes the container's log`, { n: [fd, target] })],
   );
+}
+
+/** A session keyring of the container's own: the runtime's, host root's, keys stay out of reach. */
+export function keyringStep(name: string): PlanStep {
+  return step(Op.JOIN_KEYRING, `keyctl(KEYCTL_JOIN_SESSION_KEYRING, "${name}")`, 'a new session keyring named after the container: it does not inherit the runtime\'s, so host root\'s keys cannot be read or added to (keyrings(7))', { s: [name] });
 }
 
 /** The step that makes a terminal inside the container and sends its master out. */
@@ -147,6 +157,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     steps.push(step(Op.SETRESGID, 'setresgid(0) in the user namespace', 'become the namespace\'s root group, so setup creates files as a mapped id', { n: [0] }));
     steps.push(step(Op.SETRESUID, 'setresuid(0) in the user namespace', 'become the namespace\'s root user, so setup creates files as a mapped id (user_namespaces(7))', { n: [0] }));
   }
+  if (opts.keyring) steps.push(keyringStep(opts.keyring));
   if (newNs.some((n) => n.type === 'network')) {
     steps.push(step(Op.LOOPBACK_UP, 'ip link set lo up', 'a new network namespace starts with only lo, and it is down; servers on 127.0.0.1 need it up, as runc and Docker do (network_namespaces(7))'));
   }
@@ -177,7 +188,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'resource limits are per process and inherited across exec (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
   }
 
-  steps.push(...credentialSteps(spec, host));
+  steps.push(...credentialSteps(spec, host, opts.seccomp));
   if (opts.parentDeathSignal) {
     // The kernel clears the parent-death signal when credentials change.
     steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal}) again`, 'changing uid or gid cleared it (prctl(2))', { n: [opts.parentDeathSignal] }));
@@ -192,7 +203,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
       ? step(Op.WAIT_START, 'wait on the exec fifo', '`start` writes a byte to the fifo; until then the container stays "created"', { n: [opts.execFifoFd] })
       : step(Op.WAIT_START, 'wait for start', 'the runtime sends start on the sync socket', { n: [-1] }),
   );
-  steps.push(step(Op.EXEC, `execve ${JSON.stringify(proc.args)}`, 'replace the setup code with the container\'s command; the close-on-exec sync socket closing tells the runtime it worked (execve(2))', { argv: [...proc.args], envp: [...env] }));
+  steps.push(execStep(proc, env, opts.seccomp, 'replace the setup code with the container\'s command; the close-on-exec sync socket closing tells the runtime it worked (execve(2))'));
 
   const idMap = (m: { containerID: number; hostID: number; size: number }[] | undefined) => (m ?? []).map((e) => `${e.containerID} ${e.hostID} ${e.size}\n`).join('');
   return {
@@ -314,12 +325,31 @@ function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMo
   return steps;
 }
 
-function credentialSteps(spec: Spec, host: HostFacts): PlanStep[] {
+/**
+ * The final execve, made by tsrun-exec from a sealed memfd (CVE-2019-5736).
+ * With no_new_privs the seccomp filter rides along and tsrun-exec loads it
+ * just before the execve, so nothing of tsrun's runs under it but that call.
+ */
+function execStep(proc: NonNullable<Spec['process']>, env: string[], seccomp: SeccompProgram | undefined, why: string): PlanStep {
+  const filter = seccomp && proc.noNewPrivileges ? seccomp : undefined;
+  const title = `execve ${JSON.stringify(proc.args)}${filter ? ` under a seccomp filter of ${filter.instructions} instructions` : ''}`;
+  const loads = filter ? '; the filter is loaded by tsrun-exec right before the execve, after no_new_privs (seccomp(2))' : '';
+  return step(Op.EXEC, title, `${why}; tsrun-exec, a sealed read-only copy, makes the call, so /proc/self/exe never leads to a host binary${loads}`, { argv: [...proc.args], envp: [...env], ...(filter ? { bytes: filter.bytes, n: [filter.flags] } : {}) });
+}
+
+function credentialSteps(spec: Spec, host: HostFacts, seccomp?: SeccompProgram): PlanStep[] {
   const proc = spec.process!;
   const caps = proc.capabilities ?? {};
   const mask = (names: string[] | undefined) => capabilityMask(names, host.lastCap);
   const user = proc.user;
   const steps: PlanStep[] = [];
+  if (seccomp && !proc.noNewPrivileges) {
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities go, as runc does.
+    steps.push(step(Op.SECCOMP, `load a seccomp filter of ${seccomp.instructions} instructions`, 'system calls the container may not make are refused from here on; without no_new_privs this needs CAP_SYS_ADMIN, so it comes before the capabilities are dropped (seccomp(2))', { bytes: seccomp.bytes, n: [seccomp.flags] }));
+  }
+  if (proc.apparmorProfile) {
+    steps.push(step(Op.WRITE_FILE, `AppArmor profile "${proc.apparmorProfile}" on exec`, 'the kernel confines the command with this profile from its execve on (apparmor(7))', { s: ['/proc/self/attr/apparmor/exec', `exec ${proc.apparmorProfile}`] }));
+  }
   steps.push(step(Op.CAPBSET, `drop bounding capabilities to [${(caps.bounding ?? []).join(' ')}]`, 'the bounding set caps what any later exec can gain, even of setuid programs (capabilities(7))', { n: [mask(caps.bounding), host.lastCap] }));
   steps.push(step(Op.KEEPCAPS, 'prctl(PR_SET_KEEPCAPS, 1)', 'keep permitted capabilities across the uid change that follows', { n: [1] }));
   steps.push(step(Op.SETGROUPS, `setgroups([${(user.additionalGids ?? []).join(',')}])`, 'supplementary groups; the runtime\'s own must not leak in (setgroups(2))', { ints: [...(user.additionalGids ?? [])] }));
@@ -357,7 +387,7 @@ export interface JoinNamespace {
  * into its PID namespace, then take the process's credentials and exec.
  * The runtime places the new process in the container's cgroups at GO.
  */
-export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number; console?: ConsoleOptions } = {}): Plan {
+export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number; console?: ConsoleOptions; keyring?: string; seccomp?: SeccompProgram } = {}): Plan {
   const steps: PlanStep[] = [];
   const rank = (t: string) => (t === 'user' ? 0 : t === 'mount' ? 2 : 1);
   for (const ns of [...join].sort((a, b) => rank(a.type) - rank(b.type))) {
@@ -367,18 +397,19 @@ export function compileExecPlan(process: NonNullable<Spec['process']>, join: Joi
   steps.push(step(Op.FORK, 'clone(CLONE_PARENT): the exec\'d process', 'setns into a PID namespace applies to children only: the new process is the first inside it', { n: [0] }));
   if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'the process must not outlive the exec that waits for it', { n: [opts.parentDeathSignal] }));
   steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first'));
+  if (opts.keyring) steps.push(keyringStep(opts.keyring));
   if (opts.console) steps.push(consoleStep(opts.console));
   for (const rl of process.rlimits ?? []) {
     steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'the container\'s resource limits (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
   }
   const spec = { ociVersion: '1.0.2', process } as Spec;
-  steps.push(...credentialSteps(spec, host));
+  steps.push(...credentialSteps(spec, host, opts.seccomp));
   if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal}) again`, 'changing uid or gid cleared it (prctl(2))', { n: [opts.parentDeathSignal] }));
   const env = process.env ?? [];
   const pathVar = env.filter((e) => e.startsWith('PATH=')).pop()?.slice(5) ?? DEFAULT_PATH;
   steps.push(step(Op.LOOKUP_EXEC, `find "${process.args[0]}" in PATH`, 'a missing command is reported with exit code 127', { s: [process.args[0], pathVar] }));
   steps.push(step(Op.READY, 'handshake: report ready', 'the process is in place'));
   steps.push(step(Op.WAIT_START, 'wait for start', 'the runtime sends start on the sync socket', { n: [-1] }));
-  steps.push(step(Op.EXEC, `execve ${JSON.stringify(process.args)}`, 'run the command inside the container (execve(2))', { argv: [...process.args], envp: [...env] }));
+  steps.push(execStep(process, env, opts.seccomp, 'run the command inside the container (execve(2))'));
   return { cloneFlags: 0, twoStage: true, newUserNamespace: false, uidMap: '', gidMap: '', trace: !!opts.trace, steps };
 }

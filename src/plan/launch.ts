@@ -4,10 +4,10 @@ import fs = require('node:fs');
 import type * as Net from 'node:net';
 import util = require('node:util');
 import { EXIT_CANNOT_INVOKE, EXIT_NOT_FOUND, TsrunError, errnoName } from '../errors';
-import { native, type ExitStatus } from '../native';
+import { EXEC_HELPER_PATH, native, type ExitStatus } from '../native';
 import { cloneFlagNames } from '../ns/namespaces';
 import { describeClone, type Plan } from './compile';
-import { MESSAGE_SIZE, Msg, Op, Reply, STEP_CLONE, STEP_MONITOR } from './ops';
+import { MESSAGE_SIZE, Msg, Op, Reply, STEP_CLONE, STEP_MONITOR, STEP_SECCOMP } from './ops';
 
 export interface LaunchHooks {
   /** Handshake 2: put the container process in its cgroup before it goes on. */
@@ -88,6 +88,10 @@ function describeErrno(err: number): string {
 /** The error a failed step becomes: the step, what it did, and errno. */
 export function stepError(plan: Plan, index: number, err: number): TsrunError {
   if (index === STEP_MONITOR) return new TsrunError(`start the monitor ${plan.monitor?.path}: ${describeErrno(err)}`);
+  if (index === STEP_SECCOMP) {
+    const exec = plan.steps.find((x) => x.op === Op.EXEC);
+    return new TsrunError(`load the seccomp filter (${(exec?.bytes?.length ?? 0) / 8} instructions) before execve ${JSON.stringify(exec?.argv ?? [])}: ${describeErrno(err)}`);
+  }
   if (index === STEP_CLONE) return new TsrunError(`clone(${cloneFlagNames(plan.cloneFlags)}) of the container by its monitor: ${describeErrno(err)}`);
   const s = plan.steps[index];
   if (!s) return new TsrunError(`container setup failed at unknown step ${index}: ${describeErrno(err)}`);
@@ -175,7 +179,7 @@ export async function launch(plan: Plan, hooks: LaunchHooks = {}): Promise<Launc
     hooks.trace(`[ 0/${plan.steps.length}] clone(${cloneFlagNames(plan.cloneFlags)})${plan.twoStage ? ': a first process joins namespaces by path, then forks the container' : ''}`);
     for (const line of describeClone(plan)) hooks.trace(`        ${line}`);
   }
-  const { pid: firstPid, sock } = n.spawn({ cloneFlags: plan.cloneFlags, trace: plan.trace, steps: plan.steps, monitor: plan.monitor });
+  const { pid: firstPid, sock } = n.spawn({ cloneFlags: plan.cloneFlags, trace: plan.trace, steps: plan.steps, monitor: plan.monitor, execHelper: EXEC_HELPER_PATH });
   const channel = new SyncChannel(sock);
   // With a monitor, the first child only forks the monitor and exits; the
   // monitor clones the container and reports both pids.

@@ -38,6 +38,8 @@ export const Op = {
   DUP2: 36,
   CONSOLE: 37,
   LOOPBACK_UP: 38,
+  JOIN_KEYRING: 39,
+  SECCOMP: 40,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];
@@ -47,6 +49,7 @@ export const Msg = { ERROR: 1, READY: 2, PID: 3, USERNS: 4, STEP: 5, MONITOR: 6 
 /** Step indexes of errors outside the plan's steps. */
 export const STEP_MONITOR = -2;
 export const STEP_CLONE = -3;
+export const STEP_SECCOMP = -4;
 /** Replies to the child (native/plan.h Reply). */
 export const Reply = { GO: 1, START: 2 } as const;
 export const MESSAGE_SIZE = 16;

@@ -76,3 +76,14 @@ export function capabilityNames(hexMask: string): string[] {
   const mask = BigInt('0x' + hexMask);
   return CAPABILITIES.filter((_, i) => (mask >> BigInt(i)) & 1n);
 }
+
+/** The capabilities this process holds (its permitted set): all that it can give a container. */
+export function runtimeCapabilities(): string[] {
+  try {
+    const m = /^CapPrm:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return capabilityNames(m[1]);
+  } catch {
+    /* no procfs: assume every capability the kernel has */
+  }
+  return CAPABILITIES.slice(0, hostLastCapability() + 1);
+}

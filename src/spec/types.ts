@@ -1,6 +1,7 @@
 // The parts of the OCI runtime-spec config.json (1.x) that tsrun reads.
 // Field names are the spec's own.
 import type { Resources } from '../cgroup/resources';
+import type { LinuxSeccomp } from '../security/seccomp';
 
 export interface Spec {
   ociVersion: string;
@@ -23,6 +24,8 @@ export interface Process {
   rlimits?: Rlimit[];
   noNewPrivileges?: boolean;
   oomScoreAdj?: number;
+  apparmorProfile?: string;
+  consoleSize?: { height: number; width: number };
 }
 
 export interface User {
@@ -87,6 +90,6 @@ export interface Linux {
   maskedPaths?: string[];
   readonlyPaths?: string[];
   sysctl?: Record<string, string>;
-  seccomp?: unknown;
+  seccomp?: LinuxSeccomp;
   mountLabel?: string;
 }
