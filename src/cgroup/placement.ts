@@ -193,7 +193,8 @@ export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
 
 /** v1 devices controller: deny everything, then allow the rules in order. */
 function writeDeviceRules(dir: string, rules: DeviceRule[]) {
-  const rule = (r: DeviceRule) => `${r.type ?? 'a'} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`;
+  const num = (n: number | undefined | null) => (n === undefined || n === null || n < 0 ? '*' : n);
+  const rule = (r: DeviceRule) => `${r.type ?? 'a'} ${num(r.major)}:${num(r.minor)} ${r.access ?? 'rwm'}`;
   fs.writeFileSync(path.join(dir, 'devices.deny'), 'a');
   for (const r of rules) {
     if (r.type === 'a' || r.type === undefined) {

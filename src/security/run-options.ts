@@ -162,7 +162,7 @@ export function parseDevice(text: string): { devices: Device[]; rules: DeviceRul
   ctr = ctr || host;
   perms = perms ?? 'rwm';
   if (!/^[rwm]{1,3}$/.test(perms)) throw new TsrunError(`--device ${text}: permissions are some of r, w and m`);
-  if (!host.startsWith('/') || !ctr.startsWith('/dev/')) throw new TsrunError(`--device ${text}: the host path must be absolute and the container path under /dev`);
+  if (!host.startsWith('/')) throw new TsrunError(`--device ${text}: the host path must be absolute`);
   let st: fs.Stats;
   try {
     st = fs.statSync(host);
@@ -171,6 +171,7 @@ export function parseDevice(text: string): { devices: Device[]; rules: DeviceRul
   }
   const devices = st.isDirectory() ? hostDevices(host).map((d) => ({ ...d, path: path.join(ctr, path.relative(host, d.path)) })) : [deviceOf(host, ctr)].filter((d): d is Device => !!d);
   if (!devices.length) throw new TsrunError(`--device ${text}: ${host} is not a device node${st.isDirectory() ? ', nor a directory holding any' : ''}`);
+  if (!path.posix.normalize(ctr).startsWith('/dev/')) throw new TsrunError(`--device ${text}: the container path must be under /dev`);
   return { devices, rules: devices.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: perms })) };
 }
 

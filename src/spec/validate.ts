@@ -210,7 +210,7 @@ export function validateSpec(raw: unknown): Spec {
       need(Array.isArray(l.devices), 'linux.devices', 'must be an array');
       (l.devices as unknown[]).forEach((d, i) => {
         const f = `linux.devices[${i}]`;
-        need(isObject(d) && typeof d.path === 'string' && d.path.startsWith('/dev/'), `${f}.path`, 'must be a path under /dev');
+        need(isObject(d) && typeof d.path === 'string' && d.path.startsWith('/dev/') && !d.path.split('/').includes('..'), `${f}.path`, 'must be a path under /dev');
         const dd = d as Record<string, unknown>;
         need(['c', 'u', 'b', 'p'].includes(dd.type as string), `${f}.type`, 'must be c, u, b or p');
         need(dd.type === 'p' || (isUint(dd.major) && isUint(dd.minor)), f, 'needs major and minor numbers');
@@ -226,6 +226,19 @@ export function validateSpec(raw: unknown): Spec {
         need(ns !== undefined, `linux.sysctl.${k}`, 'is not namespaced: writing it would change the host');
         need(ns === undefined || newNamespaces.has(ns), `linux.sysctl.${k}`, `needs a new ${ns} namespace`);
       }
+    }
+    const devRules = isObject(l.resources) ? l.resources.devices : undefined;
+    if (devRules !== undefined) {
+      need(Array.isArray(devRules), 'linux.resources.devices', 'must be an array');
+      (devRules as unknown[]).forEach((d, i) => {
+        const f = `linux.resources.devices[${i}]`;
+        need(isObject(d) && typeof d.allow === 'boolean', `${f}.allow`, 'must be true or false');
+        const r = d as Record<string, unknown>;
+        // The devices controller (and its BPF program) know a, b and c only: a fifo needs no rule.
+        need(r.type === undefined || ['a', 'b', 'c'].includes(r.type as string), `${f}.type`, `must be a, b or c, got ${JSON.stringify(r.type)}`);
+        for (const k of ['major', 'minor']) need(r[k] === undefined || r[k] === null || (Number.isInteger(r[k]) && (r[k] as number) >= -1), `${f}.${k}`, 'must be a device number');
+        need(r.access === undefined || (typeof r.access === 'string' && /^[rwm]*$/.test(r.access)), `${f}.access`, 'must be some of r, w and m');
+      });
     }
     if (l.seccomp !== undefined && l.seccomp !== null) validateSeccomp(l.seccomp);
     const propagations = ['', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'];
