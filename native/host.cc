@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <dirent.h>
 #include <linux/openat2.h>
+#include <linux/bpf.h>
 #include <termios.h>
 #include <unistd.h>
 #include <uv.h>
@@ -412,6 +413,57 @@ Napi::Value RemoveTree(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// attachDeviceProgram(cgroupDir, insns): the cgroup v2 device filter. The
+// program is loaded (BPF_PROG_TYPE_CGROUP_DEVICE) and attached with
+// BPF_F_ALLOW_MULTI, so a parent's program still applies; it stays with
+// the cgroup until the cgroup is removed.
+Napi::Value AttachDeviceProgram(const Napi::CallbackInfo &info) {
+  std::string dir = Str(info[0]);
+  Napi::Buffer<char> insns = info[1].As<Napi::Buffer<char>>();
+  static char log[16384];
+  log[0] = '\0';
+  union bpf_attr load;
+  memset(&load, 0, sizeof load);
+  load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  load.insns = reinterpret_cast<uint64_t>(insns.Data());
+  load.insn_cnt = static_cast<uint32_t>(insns.Length() / sizeof(struct bpf_insn));
+  load.license = reinterpret_cast<uint64_t>("Apache");
+  load.log_buf = reinterpret_cast<uint64_t>(log);
+  load.log_size = sizeof log;
+  load.log_level = 1;
+  int prog = static_cast<int>(syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load));
+  if (prog < 0 && errno == ENOSPC) {
+    // The log did not fit; load again without one for the plain errno.
+    load.log_buf = 0, load.log_size = 0, load.log_level = 0;
+    prog = static_cast<int>(syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load));
+  }
+  if (prog < 0) {
+    int e = errno;
+    std::string what = "device program for " + dir;
+    size_t n = strnlen(log, sizeof log);
+    if (n) what += " (verifier: " + std::string(log, n > 300 ? 300 : n) + ")";
+    return ThrowErrno(info.Env(), "bpf(BPF_PROG_LOAD)", e, what.c_str());
+  }
+  int cg = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cg < 0) {
+    int e = errno;
+    close(prog);
+    return ThrowErrno(info.Env(), "open", e, dir.c_str());
+  }
+  union bpf_attr attach;
+  memset(&attach, 0, sizeof attach);
+  attach.target_fd = static_cast<uint32_t>(cg);
+  attach.attach_bpf_fd = static_cast<uint32_t>(prog);
+  attach.attach_type = BPF_CGROUP_DEVICE;
+  attach.attach_flags = BPF_F_ALLOW_MULTI;
+  int r = static_cast<int>(syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach));
+  int e = errno;
+  close(cg);
+  close(prog);
+  if (r < 0) return ThrowErrno(info.Env(), "bpf(BPF_PROG_ATTACH)", e, dir.c_str());
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
@@ -430,6 +482,7 @@ void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("lchmod", Napi::Function::New(env, Lchmod));
   exports.Set("openat2", Napi::Function::New(env, Openat2));
   exports.Set("removeTree", Napi::Function::New(env, RemoveTree));
+  exports.Set("attachDeviceProgram", Napi::Function::New(env, AttachDeviceProgram));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal));
   exports.Set("watchPidfd", Napi::Function::New(env, WatchPidfd));

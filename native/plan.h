@@ -51,6 +51,7 @@ enum Op : int32_t {
   OP_LOOPBACK_UP = 38,   // bring up lo in a new network namespace
   OP_JOIN_KEYRING = 39,  // s0 name: a new session keyring of the container's own
   OP_SECCOMP = 40,       // bytes: a BPF filter program, n0 seccomp(2) flags
+  OP_IDMAP_MOUNT = 41,   // s0 source dir, s1 target dir, s2 user namespace file: an idmapped bind mount
 };
 
 enum Msg : int32_t {

@@ -44,6 +44,8 @@ export interface Native {
   lchmod(path: string, mode: number): void;
   /** openat2(2): flags as open(2) (O_CLOEXEC is added), resolve as RESOLVE_*. */
   openat2(dirfd: number, path: string, flags: number, resolve: number): number;
+  /** Loads a BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to a cgroup v2 directory. */
+  attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   /** The BPF program of a runtime-spec linux.seccomp, built with libseccomp. */
   compileSeccomp(seccomp: object): Buffer;
   /** rm -rf without recursion or long paths; never follows symlinks or enters another filesystem. */

@@ -16,7 +16,7 @@ const skip = process.env.TSRUN_V2_GUEST !== '1' ? 'the pure cgroup v2 guest runs
 t.setTimeout(60 * 60 * 1000);
 
 t.test('the cgroup tests pass on a pure cgroup v2 kernel', { skip, timeout: 60 * 60 * 1000 }, async (t) => {
-  const files = ['test/cgroups.test.ts', 'test/cgroup-ops.test.ts'];
+  const files = ['test/cgroups.test.ts', 'test/cgroup-ops.test.ts', 'test/device-program.test.ts'];
   const r = spawnSync(path.join(PROJECT, 'scripts', 'v2-guest.sh'), ['--timeout', '3000', '--env', 'TSRUN_EMULATED=1', '--', 'sh', '-c', `stat -fc %T /sys/fs/cgroup; npx tap -t0 --disable-coverage --reporter=tap ${files.join(' ')}`], { cwd: PROJECT, encoding: 'utf8', maxBuffer: 256 << 20 });
   const out = r.stdout ?? '';
   t.equal(out.split('\n')[0], 'cgroup2fs', 'the guest mounts only cgroup v2');

@@ -9,6 +9,8 @@ import { TsrunError } from '../errors';
 import type { CgroupHierarchy } from '../plan/compile';
 import { v1Writes, v2Writes, type CgroupWrite, type Resources } from './resources';
 import { parseCgroupMounts } from '../plan/host-facts';
+import { deviceProgram } from './device-program';
+import { isSyscallError, native } from '../native';
 
 export interface CgroupPlacement {
   /** Directories this container made, deepest last; removed deepest first. */
@@ -36,6 +38,7 @@ export function cgroupPathFor(id: string, cgroupsPath: string | undefined): stri
  */
 export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPlacement, opts: { devices?: DeviceRule[]; resources?: Resources } = {}, hierarchies: CgroupHierarchy[] = hostHierarchies()): CgroupPlacement {
   const writes = planWrites(opts.resources ?? {}, hierarchies);
+  const hasV1Devices = hierarchies.some((h) => h.fstype === 'cgroup' && h.controllers.split(',').includes('devices'));
   // The shared default parent goes too once its last container has gone.
   const sharedParent = cgPath.startsWith('/tsrun/') ? '/tsrun' : undefined;
   try {
@@ -53,6 +56,8 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
           if (placement.created.length === made && cgroupPids(dir).length) throw new TsrunError(`cgroup ${dir} already exists and has processes in it; choose another linux.cgroupsPath`);
           if (h.controllers.split(',').includes('cpuset')) inheritCpuset(h.mountPoint, dir);
           if (h.controllers.split(',').includes('devices')) writeDeviceRules(dir, opts.devices ?? DEFAULT_DEVICE_RULES);
+          // A pure v2 host has no devices files: the same rules as an eBPF program.
+          if (h.fstype === 'cgroup2' && !hasV1Devices) native().attachDeviceProgram(dir, deviceProgram(opts.devices ?? DEFAULT_DEVICE_RULES));
           // Limits before the process moves in: they hold from its first instruction.
           applyWrites(dir, writes.get(h.mountPoint) ?? []);
           fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
@@ -61,7 +66,8 @@ export function placeInCgroups(pid: number, cgPath: string, placement: CgroupPla
           const code = (e as NodeJS.ErrnoException).code;
           if (code === 'ENOENT' && attempt < 10) continue;
           if (e instanceof TsrunError) throw e;
-          throw new TsrunError(`place pid ${pid} in cgroup ${dir}: ${code ?? (e as Error).message}`);
+          // The addon's errors (the device program) say which call failed and why.
+          throw new TsrunError(`place pid ${pid} in cgroup ${dir}: ${isSyscallError(e) ? e.message : code ?? (e as Error).message}`);
         }
       }
       placement.dirs.push(dir);

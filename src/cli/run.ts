@@ -40,6 +40,9 @@ interface RunFlags extends ResourceFlags {
   ulimit?: string[];
   sysctl?: string[];
   shmSize?: string;
+  userns?: string;
+  uidmap?: string[];
+  gidmap?: string[];
 }
 
 /** --log-opt max-size=10m (the only option the monitor's log has). */
@@ -87,7 +90,10 @@ export function register(program: Command) {
     .option('--group-add <group>', 'an additional group (name in the image\'s /etc/group, or gid)', collect)
     .option('--ulimit <name=soft[:hard]>', 'a resource limit (nofile=1024:2048)', collect)
     .option('--sysctl <key=value>', 'a namespaced kernel setting (net.ipv4.ip_forward=1)', collect)
-    .option('--shm-size <bytes>', 'size of /dev/shm (64m by default)');
+    .option('--shm-size <bytes>', 'size of /dev/shm (64m by default)')
+    .option('--userns <mode>', 'host (the default), or auto[:size=N]: a user namespace with ids of its own from /etc/subuid and /etc/subgid')
+    .option('--uidmap <container:host:size>', 'map container uids to host uids in a user namespace', collect)
+    .option('--gidmap <container:host:size>', 'map container gids to host gids (default: as --uidmap)', collect);
   resourceOptions(run)
     .helpOption('--help', 'display help for command')
     .passThroughOptions()
@@ -130,6 +136,7 @@ export function register(program: Command) {
         trace: traceSink(g),
         forwardSignals: true,
         resources: opts,
+        userns: { userns: opts.userns, uidmap: opts.uidmap, gidmap: opts.gidmap },
         security: { capAdd: opts.capAdd, capDrop: opts.capDrop, privileged: opts.privileged, securityOpt: opts.securityOpt, devices: opts.device, groupAdd: opts.groupAdd, ulimits: opts.ulimit, sysctls: opts.sysctl, shmSize: opts.shmSize },
         tty: opts.tty,
         restart: opts.restart,

@@ -5,7 +5,8 @@ import os = require('node:os');
 import path = require('node:path');
 import { cgroupPathFor, DEFAULT_DEVICE_RULES, hostHierarchies, killCgroups, placeInCgroups, planWrites, removeCgroups, type CgroupPlacement, type DeviceRule } from '../cgroup/placement';
 import { ConfigError, TsrunError } from '../errors';
-import { compilePlan, type HostFacts, type MonitorSpec, type OverlayMount, type StdioFds } from '../plan/compile';
+import { compilePlan, type HostFacts, type IdmapLayers, type MonitorSpec, type OverlayMount, type StdioFds } from '../plan/compile';
+import { holdUserNamespace, type HeldUserNamespace } from '../ns/userns-holder';
 import { readHostFacts } from '../plan/host-facts';
 import { launch, type LaunchedProcess } from '../plan/launch';
 import { MONITOR_PATH, native } from '../native';
@@ -177,6 +178,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   let fifoFd = -1;
   let launched: LaunchedProcess | undefined;
   let mon: ReturnType<typeof monitorSetup> | undefined;
+  let held: HeldUserNamespace | undefined;
   try {
     mon = opts.monitor ? monitorSetup(opts.monitor) : undefined;
     const record: ContainerRecord = {
@@ -199,7 +201,19 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       // blocks in read until `start` writes.
       fifoFd = fs.openSync(store.fifo(opts.id), fs.constants.O_RDWR);
     }
-    const plan = compilePlan(spec, opts.host ?? readHostFacts(), {
+    // An image container in a user namespace: its layers are mounted
+    // idmapped for that namespace, which is made first and joined by path.
+    const usernsNew = spec.linux?.namespaces?.some((n) => n.type === 'user' && !n.path);
+    let planSpec = spec;
+    let idmap: IdmapLayers | undefined;
+    if (opts.overlay && usernsNew) {
+      held = await holdUserNamespace(idMapText(spec.linux?.uidMappings), idMapText(spec.linux?.gidMappings));
+      planSpec = structuredClone(spec);
+      planSpec.linux!.namespaces = planSpec.linux!.namespaces!.map((n) => (n.type === 'user' ? { type: 'user', path: held!.path } : n));
+      idmap = { userns: held.path, dir: path.join(bundle, 'idmap') };
+      prepareIdmappedLayers(opts.overlay, idmap.dir, spec);
+    }
+    const plan = compilePlan(planSpec, opts.host ?? readHostFacts(), {
       rootfs,
       bundle,
       execFifoFd: fifoFd >= 0 ? fifoFd : undefined,
@@ -212,6 +226,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       monitor: mon?.spec,
       keyring: opts.id,
       seccomp: spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined,
+      idmap,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     record.cgroupPath = cgPath;
@@ -234,6 +249,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     // The monitor and the container have their copies of the pipes now (or never will).
     mon?.closeChildSide();
     launched = await launching;
+    // The container is in its user namespace now and holds it.
+    await held?.release();
+    held = undefined;
     record.pid = launched.pid;
     record.pidStartTime = processStartTime(launched.pid) ?? '';
     if (launched.monitorPid) {
@@ -273,5 +291,31 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
     mon?.closeChildSide();
+    await held?.release();
   }
+}
+
+const idMapText = (m: { containerID: number; hostID: number; size: number }[] | undefined) => (m ?? []).map((e) => `${e.containerID} ${e.hostID} ${e.size}\n`).join('');
+
+/** The host id that a container id maps to, or undefined if it is not mapped. */
+export function hostIdOf(maps: { containerID: number; hostID: number; size: number }[] | undefined, id: number): number | undefined {
+  const m = (maps ?? []).find((e) => id >= e.containerID && id < e.containerID + e.size);
+  return m ? m.hostID + (id - m.containerID) : undefined;
+}
+
+/**
+ * A mount point per layer, and the writable directory handed to the
+ * container's root: the overlay's own root directory is the upper one's,
+ * so it must belong to the user the container's root is on the host.
+ */
+function prepareIdmappedLayers(overlay: OverlayMount, dir: string, spec: Spec) {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  overlay.lowerdirs.forEach((_, i) => fs.mkdirSync(path.join(dir, String(i)), { recursive: true }));
+  const uid = hostIdOf(spec.linux?.uidMappings, 0);
+  const gid = hostIdOf(spec.linux?.gidMappings, 0);
+  if (uid === undefined || gid === undefined) throw new ConfigError('linux.uidMappings', 'an image container in a user namespace needs its root (id 0) mapped');
+  const upper = overlay.upperdir;
+  const st = fs.statSync(upper);
+  // Only a fresh upper directory is handed over; one in use keeps its owner.
+  if (st.uid === 0 && st.gid === 0 && fs.readdirSync(upper).length === 0) fs.chownSync(upper, uid, gid);
 }

@@ -11,6 +11,7 @@ import { TsrunError } from '../errors';
 import { ImageStore } from '../image/store';
 import { LOCK_EX, LOCK_NB, native } from '../native';
 import type { SecurityRecord } from '../security/run-options';
+import type { UsernsRecord } from '../security/userns';
 import type { OverlayMount } from '../plan/compile';
 import { oomKills } from '../cgroup/placement';
 import { isAlive, Store, statusOf, type ContainerRecord } from './store';
@@ -54,6 +55,8 @@ export interface ContainerInfo {
     init: boolean;
     /** Absent in records made before the security flags existed. */
     security?: SecurityRecord;
+    /** A user namespace's mapping, for --userns=auto to keep ranges apart. */
+    userns?: UsernsRecord;
   };
   overlay: OverlayMount;
   state: {

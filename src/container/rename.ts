@@ -15,7 +15,7 @@ export async function renameContainer(registry: Registry, id: string, newName: s
     try {
       const spec = JSON.parse(fs.readFileSync(configFile, 'utf8'));
       spec.annotations = { ...spec.annotations, 'tsrun.name': newName };
-      fs.writeFileSync(configFile + '.tmp', JSON.stringify(spec, null, 2) + '\n');
+      fs.writeFileSync(configFile + '.tmp', JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
       fs.renameSync(configFile + '.tmp', configFile);
     } catch {
       /* the name in config.json is informational */

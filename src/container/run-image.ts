@@ -22,6 +22,7 @@ import { INIT_PATH, native } from '../native';
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
 import { applySecurity, type SecurityFlags } from '../security/run-options';
+import { applyUserns, type UsernsFlags } from '../security/userns';
 
 export interface ImageRunOptions {
   image: string;
@@ -57,6 +58,8 @@ export interface ImageRunOptions {
   resources?: ResourceFlags;
   /** --cap-add, --privileged, --security-opt, --device and the rest. */
   security?: SecurityFlags;
+  /** --userns, --uidmap, --gidmap. */
+  userns?: UsernsFlags;
   onExit?: RunOptions['onExit'];
 }
 
@@ -123,6 +126,20 @@ function resolvConf(network: string): string {
   // Loopback resolvers of the host are unreachable from another network namespace.
   if (network !== 'host') text = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
   return text;
+}
+
+/** Host id ranges the user namespaces of this registry's containers hold, running or not: their files are owned so. */
+function takenIdRanges(registry: Registry): { start: number; count: number }[] {
+  const out: { start: number; count: number }[] = [];
+  for (const id of registry.ids()) {
+    try {
+      const u = registry.read(id).hostConfig.userns;
+      for (const m of [...(u?.uidMappings ?? []), ...(u?.gidMappings ?? [])]) out.push({ start: m.hostID, count: m.size });
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  return out;
 }
 
 /** Docker's --restart: no, on-failure[:N], always, unless-stopped. */
@@ -224,10 +241,16 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   // The record first, then the name: whatever a kill leaves behind is a
   // container that ps lists (as dead) and rm -f removes, never a stray name.
   fs.mkdirSync(registry.dir, { recursive: true, mode: 0o700 });
-  fs.mkdirSync(dir, { mode: 0o700 });
+  // A user namespace's ids, chosen and recorded under one lock for --userns=auto.
+  const record = () => {
+    info.hostConfig.userns = applyUserns(spec, opts.userns ?? {}, () => takenIdRanges(registry));
+    fs.mkdirSync(dir, { mode: 0o700 });
+    registry.write(info);
+  };
+  if (opts.userns?.userns?.startsWith('auto')) store.locked(record, 'userns.lock');
+  else record();
   let named = false;
   try {
-    registry.write(info);
     for (let tries = 0; ; tries++) {
       try {
         registry.claimName(info.name, id);
@@ -250,7 +273,17 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     fs.writeFileSync(etcFiles.hosts, hostsFile(network));
     fs.writeFileSync(etcFiles.hostname, hostname + '\n');
     fs.writeFileSync(etcFiles.resolvConf, resolvConf(network));
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n');
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
+    if (info.hostConfig.userns) {
+      // The container's root is an unprivileged host id that must reach its
+      // rootfs and the files bound into it: the directories on the way may
+      // be passed through (not listed) by others; what is in them keeps its
+      // own mode (config.json, container.json, logs: owner only).
+      for (const d of [store.root, path.dirname(dir), dir]) fs.chmodSync(d, 0o711);
+      for (let d = path.dirname(store.root); d !== path.dirname(d); d = path.dirname(d)) {
+        if ((fs.statSync(d).mode & 0o001) === 0) throw new TsrunError(`a user namespace container's root is an unprivileged host id, which cannot pass through ${d} (mode ${(fs.statSync(d).mode & 0o777).toString(8)}) to reach its root filesystem under ${store.root}: give others search permission (chmod o+x ${d})`);
+      }
+    }
     return { registry, info };
   } catch (e) {
     // A container that was never made complete is not kept.

@@ -22,6 +22,7 @@ export const NAMESPACES: readonly NamespaceKind[] = [
 ];
 
 export const CLONE_NEWUSER = 0x10000000;
+export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWPID = 0x20000000;
 export const CLONE_NEWCGROUP = 0x02000000;
 

@@ -2,7 +2,7 @@
 // facts, so it is tested without root; the native child only walks the result.
 import path = require('node:path');
 import { ConfigError } from '../errors';
-import { CLONE_NEWCGROUP, CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
+import { CLONE_NEWCGROUP, CLONE_NEWNS, CLONE_NEWUSER, cloneFlagNames, NAMESPACES, namespaceKind } from '../ns/namespaces';
 import { capabilityMask } from '../process/capabilities';
 import { RLIMITS, rlimitValue } from '../process/rlimits';
 import { DEFAULT_DEVICES, DEV_LINKS, deviceTypeBits, makedev } from '../rootfs/devices';
@@ -54,6 +54,19 @@ export interface CompileOptions {
   keyring?: string;
   /** linux.seccomp, compiled (src/security/seccomp.ts). */
   seccomp?: SeccompProgram;
+  /**
+   * The overlay's layers mounted idmapped for the container's user
+   * namespace (joined by path): made in a first mount namespace of the
+   * runtime's, before the container joins its user namespace.
+   */
+  idmap?: IdmapLayers;
+}
+
+export interface IdmapLayers {
+  /** The user namespace whose mapping the layers take: /proc/PID/ns/user. */
+  userns: string;
+  /** An empty directory per layer is made in here (0, 1, ...) to mount it on. */
+  dir: string;
 }
 
 export type StdioFds = [number | undefined, number | undefined, number | undefined];
@@ -121,11 +134,15 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   const newNs = namespaces.filter((n) => !n.path);
   const joined = namespaces.filter((n) => n.path);
   const newUser = newNs.some((n) => n.type === 'user');
+  // In any user namespace but the host's, new or joined, mknod and cgroupfs are off limits.
+  const userNs = namespaces.some((n) => n.type === 'user');
   // A new cgroup namespace is made only after the runtime has placed the
   // process in its cgroup, so that cgroup becomes the namespace's root.
   const newCgroupNs = newNs.some((n) => n.type === 'cgroup');
   const nsFlags = newNs.reduce((f, n) => f | namespaceKind(n.type)!.flag, 0) & ~CLONE_NEWCGROUP;
   const twoStage = joined.length > 0;
+
+  if (opts.idmap && opts.overlay) steps.push(...idmapSteps(opts.idmap, opts.overlay, opts.rootfs));
 
   if (twoStage) {
     // setns into a user namespace must come first: it decides what the other joins may do.
@@ -151,7 +168,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
     steps.push(step(Op.UNSHARE, 'unshare(CLONE_NEWCGROUP)', 'a new cgroup namespace, made now that the process is in its cgroup: that cgroup becomes the root it sees (cgroup_namespaces(7))', { n: [CLONE_NEWCGROUP] }));
   }
 
-  if (newUser && mapsRoot(linux.uidMappings) && mapsRoot(linux.gidMappings)) {
+  if (userNs && mapsRoot(linux.uidMappings) && mapsRoot(linux.gidMappings)) {
     // Until now the child runs as the host's root, which the new namespace does not map:
     // files it creates (mount points, device nodes) would fail with EOVERFLOW.
     steps.push(step(Op.SETRESGID, 'setresgid(0) in the user namespace', 'become the namespace\'s root group, so setup creates files as a mapped id', { n: [0] }));
@@ -166,7 +183,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   }
   steps.push(...stdioSteps(opts.stdio));
 
-  steps.push(...rootfsSteps(spec, host, opts, newUser));
+  steps.push(...rootfsSteps(spec, host, opts, userNs));
   if (opts.console) steps.push(consoleStep(opts.console));
 
   if (spec.hostname) steps.push(step(Op.SETHOSTNAME, `sethostname("${spec.hostname}")`, 'the new UTS namespace has its own hostname (uts_namespaces(7))', { s: [spec.hostname] }));
@@ -218,6 +235,31 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   };
 }
 
+/**
+ * Stage 1, still in the runtime's user namespace: a mount namespace of its
+ * own, each layer bound idmapped onto a directory of the container's, and
+ * the overlay of those. The container's own mount namespace, made after it
+ * joins its user namespace, starts as a copy with the overlay in place.
+ */
+function idmapSteps(idmap: IdmapLayers, o: OverlayMount, rootfs: string): PlanStep[] {
+  const steps: PlanStep[] = [
+    step(Op.UNSHARE, 'unshare(CLONE_NEWNS): a mount namespace for the idmapped layers', 'idmapped mounts need the runtime\'s own capabilities, so they are made before the container joins its user namespace, in a mount namespace no one else sees (mount_namespaces(7))', { n: [CLONE_NEWNS] }),
+    step(Op.PROPAGATION, 'mount --make-rslave /', 'nothing mounted here propagates back to the host', { s: ['/'], n: [MS.SLAVE | MS.REC] }),
+  ];
+  o.lowerdirs.forEach((l, i) => {
+    const source = o.cwd && !path.isAbsolute(l) ? path.join(o.cwd, l) : l;
+    steps.push(step(Op.IDMAP_MOUNT, `bind ${source} idmapped on ${idmap.dir}/${i}`, 'the layer\'s files, owned by host ids, appear owned by the ids the container\'s user namespace maps them to (mount_setattr(2) MOUNT_ATTR_IDMAP)', { s: [source, `${idmap.dir}/${i}`, idmap.userns] }));
+  });
+  steps.push(step(Op.CHDIR, `chdir ${idmap.dir}`, 'the idmapped layers are named relative to here, short enough for one page of mount options', { s: [idmap.dir] }));
+  steps.push(
+    step(Op.MOUNT, `mount overlay on ${rootfs} (${o.lowerdirs.length} idmapped layer${o.lowerdirs.length === 1 ? '' : 's'})`, 'the idmapped layers under the container\'s writable directory, which belongs to the container\'s root (overlayfs(5))', {
+      s: ['overlay', rootfs, 'overlay', `lowerdir=${o.lowerdirs.map((_, i) => String(i)).join(':')},upperdir=${o.upperdir},workdir=${o.workdir}`],
+      n: [0, 0, 0, 0, 0],
+    }),
+  );
+  return steps;
+}
+
 function mapsRoot(m: { containerID: number; size: number }[] | undefined): boolean {
   return (m ?? []).some((e) => e.containerID === 0 && e.size > 0);
 }
@@ -227,7 +269,7 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   const linux = spec.linux ?? {};
   const rootfs = opts.rootfs;
   steps.push(step(Op.PROPAGATION, 'mount --make-rslave /', 'mounts made in the new mount namespace must not propagate back to the host (mount_namespaces(7))', { s: ['/'], n: [MS.SLAVE | MS.REC] }));
-  if (opts.overlay) {
+  if (opts.overlay && !opts.idmap) {
     const o = opts.overlay;
     if (o.cwd) steps.push(step(Op.CHDIR, `chdir ${o.cwd}`, 'the layer paths below are relative to here, short enough for one page of mount options', { s: [o.cwd] }));
     const data = `lowerdir=${o.lowerdirs.join(':')},upperdir=${o.upperdir},workdir=${o.workdir}`;

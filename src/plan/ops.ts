@@ -40,6 +40,7 @@ export const Op = {
   LOOPBACK_UP: 38,
   JOIN_KEYRING: 39,
   SECCOMP: 40,
+  IDMAP_MOUNT: 41,
 } as const;
 
 export type OpCode = (typeof Op)[keyof typeof Op];
