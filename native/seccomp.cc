@@ -154,6 +154,15 @@ Napi::Value CompileSeccomp(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
-void RegisterSeccomp(Napi::Env env, Napi::Object exports) { exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp)); }
+// The libseccomp in use, "2.5.4": part of a compiled filter's cache key.
+Napi::Value SeccompVersion(const Napi::CallbackInfo &info) {
+  const scmp_version *v = seccomp_version();
+  return Napi::String::New(info.Env(), std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->micro));
+}
+
+void RegisterSeccomp(Napi::Env env, Napi::Object exports) {
+  exports.Set("compileSeccomp", Napi::Function::New(env, CompileSeccomp));
+  exports.Set("seccompVersion", Napi::Function::New(env, SeccompVersion));
+}
 
 }  // namespace tsrun

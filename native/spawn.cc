@@ -397,8 +397,17 @@ int do_readonly_path(const char *path) {
 }
 
 int do_write_file(const char *path, const char *content) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return -1;
+  // A kernel knob (sysctl, an AppArmor profile on exec) must be procfs's:
+  // an image or a mount over /proc must not turn the write into a no-op on a
+  // file of its own (CVE-2019-16884's shape).
+  struct statfs sfs;
+  if (strncmp(path, "/proc/", 6) == 0 && (fstatfs(fd, &sfs) < 0 || sfs.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */)) {
+    close(fd);
+    errno = EXDEV;
+    return -1;
+  }
   size_t len = strlen(content);
   ssize_t w = write(fd, content, len);
   int e = errno;
@@ -554,7 +563,12 @@ int do_exec(const Step &st, int index) {
     st.helper_argv[3] = filter_text;
   }
   if (fcntl(sync_fd_, F_SETFD, 0) < 0) return -1;
-  syscall(SYS_execveat, helper, "", st.helper_argv, st.envp, AT_EMPTY_PATH);
+  // execve of /proc/self/fd/N, so a seccomp filter loaded already (without
+  // no_new_privs) needs to allow only what runc needs, execve; execveat
+  // where the container has no /proc.
+  char fd_path[64];
+  execve(fmt_fd_path(fd_path, helper), st.helper_argv, st.envp);
+  if (errno == ENOENT) syscall(SYS_execveat, helper, "", st.helper_argv, st.envp, AT_EMPTY_PATH);
   int e = errno;
   fcntl(sync_fd_, F_SETFD, FD_CLOEXEC);
   errno = e;

@@ -48,6 +48,8 @@ export interface Native {
   attachDeviceProgram(cgroupDir: string, insns: Buffer): void;
   /** The BPF program of a runtime-spec linux.seccomp, built with libseccomp. */
   compileSeccomp(seccomp: object): Buffer;
+  /** libseccomp's version, "2.5.4". */
+  seccompVersion(): string;
   /** rm -rf without recursion or long paths; never follows symlinks or enters another filesystem. */
   removeTree(path: string): void;
   pidfdOpen(pid: number): number;

@@ -6,7 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 
 const ALPINE = path.resolve(__dirname, '..', '..', 'shared', 'images', 'alpine-minirootfs-3.20.3-x86_64.tar.gz');
 const root = stateRoot('detached');
@@ -279,7 +279,7 @@ t.test('run -d whose command cannot be exec\'d: its exit code, and nothing left'
     t.equal(r.status, 127, r.stderr.trim());
     t.same(fs.readdirSync(path.join(storage, 'containers')), [], 'no container kept');
     t.same(fs.existsSync(path.join(storage, 'names')) ? fs.readdirSync(path.join(storage, 'names')) : [], [], 'the name is free');
-    t.same(fs.readdirSync(root), [], 'no runtime state');
+    t.same(stateEntries(root), [], 'no runtime state');
   }
 });
 

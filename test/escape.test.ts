@@ -8,7 +8,7 @@ import t from 'tap';
 import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { probe, removeProbe } from './probe';
 
-const root = stateRoot('escape');
+const root = stateRoot('escape-suite');
 const storage = path.join(TEST_BASE, 'storage', `escape-${process.pid}`);
 const hostOnly = path.join(TEST_BASE, `escape-${process.pid}`, 'host-only');
 const ts = (args: string[]) => tsrun(['--storage', storage, ...args], { root });

@@ -142,3 +142,20 @@ t.test('tsrun SIGKILLed in the middle of create: the next delete --force leaves 
     t.same(processesRootedIn(path.dirname(busyboxRootfs())), [], `killed at "${marker}": no process left`);
   }
 });
+
+t.test('device rules in runc\'s order: linux.devices makes nodes, linux.resources.devices decides, in order', { skip: needsRoot }, async (t) => {
+  const tun = { path: '/dev/net/tun', type: 'c', major: 10, minor: 200, fileMode: 0o666 };
+  // Each line counts "Operation not permitted": 1 is a refusal by the devices controller, 0 the driver's own answer.
+  const script = 'cat /dev/net/tun 2>&1 | grep -c "Operation not permitted"; (echo x > /dev/net/tun) 2>&1 | grep -c "Operation not permitted"; echo ok > /dev/null && echo null-ok';
+  const run = (rules: object[]) =>
+    runIn(sh(script), {
+      root,
+      edit: (s) => {
+        s.linux!.devices = [tun];
+        s.linux!.resources = { devices: [{ allow: false, access: 'rwm' }, ...rules] };
+      },
+    }).stdout;
+  t.equal(run([]), '1\n1\nnull-ok\n', 'a node with no rule is made but cannot be opened');
+  t.equal(run([{ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }]), '0\n0\nnull-ok\n', 'a rule allows it');
+  t.equal(run([{ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, { allow: false, type: 'c', major: 10, minor: 200, access: 'w' }]), '0\n1\nnull-ok\n', 'a later deny takes write away (as the v1 controller: from the same device); the default devices come after and stay usable');
+});

@@ -23,6 +23,11 @@ export function uniqueId(prefix = 't'): string {
   return `${prefix}-${process.pid}-${++counter}`;
 }
 
+/** A state root's container directories (its dot entries are the runtime's caches). */
+export function stateEntries(root: string): string[] {
+  return fs.readdirSync(root).filter((n) => !n.startsWith('.'));
+}
+
 export function stateRoot(name: string): string {
   const root = path.join(TEST_BASE, 'state', name);
   fs.mkdirSync(root, { recursive: true });

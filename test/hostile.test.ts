@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { native } from '../src/native';
-import { CLI, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, needsRoot, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { gzip, makeLayout, makeTar, sha, type Entry } from './images';
 
 const root = stateRoot('hostile');
@@ -47,7 +47,7 @@ function assertNothingLeft(t: Tap.Test, what: string) {
   t.same(fs.existsSync(tmp) ? fs.readdirSync(tmp) : [], [], `${what}: no half-done work`);
   const containers = path.join(storage, 'containers');
   t.same(fs.existsSync(containers) ? fs.readdirSync(containers) : [], [], `${what}: no container left`);
-  t.same(fs.readdirSync(root), [], `${what}: no container state`);
+  t.same(stateEntries(root), [], `${what}: no container state`);
 }
 
 t.test('hostile tar entries are refused at unpack', { skip: needsRoot }, async (t) => {
@@ -261,4 +261,71 @@ t.test('an endless input ends; a killed load leaves what image prune removes; im
   t.match(r.stderr, /^tsrun: import \/dev\/zero: not a regular file\n$/);
   assertNothingLeft(t, 'import');
   t.same(JSON.parse(ts(['images', '--format', 'json']).stdout), [], 'no image recorded');
+});
+
+/** Sets the ustar size field of the entry that a pax header names to 0 (the pax record keeps the real size), fixing the checksum. */
+function zeroUstarSize(tar: Buffer, name: string): Buffer {
+  const out = Buffer.from(tar);
+  for (let at = 0; at + 1024 <= out.length; at += 512) {
+    if (out[at + 156] !== 0x78 || !out.toString('latin1', at + 512, at + 1024).includes(`path=${name}\n`)) continue;
+    const size = parseInt(out.toString('latin1', at + 124, at + 136), 8);
+    const h = at + 512 + Math.ceil(size / 512) * 512;
+    out.write('00000000000\0', h + 124, 'latin1');
+    out.write('        ', h + 148, 'latin1');
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += out[h + i];
+    out.write(sum.toString(8).padStart(6, '0') + '\0 ', h + 148, 'latin1');
+    return out;
+  }
+  throw new Error(`no pax header for ${name}`);
+}
+
+t.test('archive framing follows pax sizes; layer ids past 2^31-1 are refused; a dangling -v source is one line', { skip: needsRoot }, async (t) => {
+  fs.mkdirSync(sentinel, { recursive: true });
+  // A docker-archive whose first entry has its size only in a pax record, and data that looks like an end marker.
+  const layer = await makeTar([{ name: 'hello', data: 'hi' }]);
+  const config = JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/hello'] }, rootfs: { type: 'layers', diff_ids: [sha(layer)] } });
+  const archive = zeroUstarSize(
+    await makeTar([
+      { name: 'big', data: '\0'.repeat(1024) + 'x'.repeat(1024), pax: { size: '2048' } },
+      { name: 'manifest.json', data: JSON.stringify([{ Config: 'c.json', RepoTags: ['paxsize:1'], Layers: ['l.tar'] }]) },
+      { name: 'c.json', data: config },
+      { name: 'l.tar', data: layer.toString('latin1') },
+    ]),
+    'big',
+  );
+  const file = path.join(sentinel, '..', `pax-${process.pid}.tar`);
+  fs.writeFileSync(file, archive);
+  let r = ts(['load', '-i', file]);
+  fs.rmSync(file);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /Loaded image: paxsize:1/, 'the entries after it are read');
+  t.equal(ts(['rmi', 'paxsize:1']).status, 0);
+
+  for (const id of [4294967295, 2147483648]) {
+    const tar = path.join(sentinel, '..', `uid-${process.pid}.tar`);
+    fs.writeFileSync(tar, await makeTar([{ name: 'suid', data: 'x', mode: 0o4755, pax: { uid: String(id) } }]));
+    t.equal(ts(['import', tar, 'uid:1']).status, 0);
+    fs.rmSync(tar);
+    r = ts(['run', '--rm', 'uid:1', '/bin/true']);
+    t.equal(r.status, 125);
+    t.match(r.stderr, new RegExp(`refused: "suid" has uid ${id}, outside 0-2147483647`), `uid ${id}: chown would leave a setuid file root's`);
+    assertNothingLeft(t, `uid ${id}`);
+    t.equal(ts(['rmi', 'uid:1']).status, 0);
+  }
+
+  const tiny = path.join(sentinel, '..', `tiny-${process.pid}.tar`);
+  fs.writeFileSync(tiny, await makeTar([{ name: 'f', data: 'x' }]));
+  t.equal(ts(['import', tiny, 'tiny:1']).status, 0);
+  fs.rmSync(tiny);
+  const link = path.join(sentinel, 'dangling');
+  fs.symlinkSync('/nonexistent/tsrun-test', link);
+  r = ts(['run', '--rm', '-v', `${link}:/x`, 'tiny:1', 'true']);
+  fs.rmSync(link);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: -v .*dangling:\/x: .*dangling is a symlink to \/nonexistent\/tsrun-test, which does not exist\n$/);
+  t.notOk(fs.existsSync('/nonexistent'), 'nothing made where it points');
+  t.equal(ts(['rmi', 'tiny:1']).status, 0);
+  t.equal(ts(['image', 'prune']).status, 0);
+  assertNothingLeft(t, 'dangling -v');
 });

@@ -198,6 +198,20 @@ t.test('symlinks in an image lead to the image\'s own files, never the host\'s',
   t.notOk(fs.existsSync('/srv/nonexistent'), 'nothing was made on the host');
 });
 
+t.test('a lookup of /etc/passwd through a deep symlink loop gives up instead of hanging', { skip: needsRoot }, async (t) => {
+  const base = execFileSync('tar', ['-C', busyboxRootfs(), '--numeric-owner', '-c', '.'], { maxBuffer: 64 << 20 });
+  const deep = Array(1900).fill('a').join('/');
+  const loop = makeLayout('loop', 'v1', [base, await makeTar([
+    { name: `${deep}/`, type: 'directory' },
+    { name: `${deep}/l`, type: 'symlink', linkname: `/${deep}/l` },
+    { name: 'etc', type: 'symlink', linkname: `${deep}/l` },
+  ])]);
+  const r = ts(['run', '--rm', '-u', 'nobody', `oci:${loop}:v1`, 'true']);
+  t.equal(r.signal, null, 'it ends by itself (it ran for minutes before)');
+  t.equal(r.status, 125);
+  t.match(r.stderr, /^tsrun: unable to find user nobody: no matching entries in the image's \/etc\/passwd\n$/);
+});
+
 t.test('image prune removes what no image uses, and keeps the rest', { skip: needsRoot }, async (t) => {
   const before = fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)).length;
   t.ok(before >= 60, `layers unpacked (${before})`);

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxRootfs, makeBundle, mountsUnder, needsRoot, processesRootedIn, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
+import { busyboxRootfs, makeBundle, mountsUnder, needsRoot, processesRootedIn, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId, stateEntries } from './helpers';
 
 const root = stateRoot('lifecycle');
 t.teardown(removeRootfs);
@@ -160,7 +160,7 @@ t.test('bad input: one clear line, a non-zero exit, nothing left behind', { skip
     }
     removeBundle(bundle);
   }
-  t.same(fs.readdirSync(root).filter((d) => !d.startsWith('life') && !d.startsWith('force') && !d.startsWith('sig')), [], 'the state root holds nothing from bad input');
+  t.same(stateEntries(root).filter((d) => !d.startsWith('life') && !d.startsWith('force') && !d.startsWith('sig')), [], 'the state root holds nothing from bad input');
 });
 
 t.test('spec writes a default config as runc spec does, and refuses to overwrite', { skip: needsRoot }, async (t) => {

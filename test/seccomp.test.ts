@@ -165,6 +165,54 @@ t.test('--security-opt seccomp=FILE in Docker\'s format, or the runtime-spec\'s'
   t.match(r.stderr, /^tsrun: read seccomp profile .*missing\.json: ENOENT\n$/);
 });
 
+t.test('a filter loaded before the capabilities drop needs no more than runc needs: execve, not execveat', { skip: needsRoot }, async (t) => {
+  // Without no_new_privs the filter is in place while tsrun finishes setting up; the
+  // helper is started with execve, so a profile written for runc still starts.
+  const r = runSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['execveat'], action: 'SCMP_ACT_ERRNO' }] }, 'echo started; grep ^Seccomp: /proc/self/status');
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'started\nSeccomp:\t2\n');
+});
+
+t.test('a malformed profile is one clear line', { skip: needsRoot }, async (t) => {
+  const dir = path.join(TEST_BASE, `seccomp-bad-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cases: [unknown, RegExp][] = [
+    [null, /\(root\) must be an object/],
+    [{ defaultAction: 'SCMP_ACT_ALLOW', archMap: {} }, /archMap must be a list/],
+    [{ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [null] }, /syscalls\[0\] must be an object/],
+    [{ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', includes: { caps: 'CAP_X' } }] }, /syscalls\[0\]\.includes\.caps must be a list/],
+    [{ defaultAction: 'SCMP_ACT_BOGUS' }, /defaultAction: must be one of/],
+  ];
+  for (const [i, [profile, err]] of cases.entries()) {
+    const file = path.join(dir, `p${i}.json`);
+    fs.writeFileSync(file, JSON.stringify(profile));
+    const r = ts(['run', '--rm', '--security-opt', `seccomp=${file}`, 'busybox', 'true']);
+    t.equal(r.status, 125, String(err));
+    t.match(r.stderr, err);
+    t.notMatch(r.stderr, /internal error|\n\s+at /, 'no stack trace');
+  }
+  const r = ts(['run', '--rm', '--privileged', '--security-opt', `seccomp=${path.join(dir, 'p0.json')}`, 'busybox', 'true']);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /a privileged container has no seccomp filter; drop one of the two/, 'a filter asked for is never dropped in silence');
+});
+
+t.test('exec takes the filter the container was created with, not the bundle\'s of now', { skip: needsRoot }, async (t) => {
+  const bundle = makeBundle(testSpec(['sleep', '60'], (s) => {
+    s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+  }));
+  t.teardown(() => removeBundle(bundle));
+  const id = uniqueId('snap');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  t.equal(tsrun(['start', id], { root }).status, 0);
+  const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'));
+  delete spec.linux.seccomp;
+  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  const r = tsrun(['exec', id, 'sh', '-c', 'grep ^Seccomp: /proc/self/status; mkdir /tmp/x 2>&1'], { root });
+  t.match(r.stdout, /^Seccomp:\t2\n.*Operation not permitted/s, 'the filter of create still applies');
+  t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
+});
+
 t.test('what tsrun cannot honour is refused, never ignored', { skip: needsRoot }, async (t) => {
   const cases: [string, (s: Spec) => void, RegExp][] = [
     ['a notify listener', (s) => (s.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/x.sock' }), /linux\.seccomp\.listenerPath: seccomp notification listeners are not supported/],

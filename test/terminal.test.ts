@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, makeBundle, needsRoot, PROJECT, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
+import { CLI, makeBundle, needsRoot, PROJECT, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId, stateEntries } from './helpers';
 import { execFileSync } from 'node:child_process';
 
 const root = stateRoot('terminal');
@@ -66,7 +66,7 @@ t.test('create --console-socket sends the pty master, as runc does', { skip: nee
   const extra = tsrun(['create', '--console-socket', sock, '--bundle', plain, uniqueId('console')], { root });
   t.equal(extra.status, 125);
   t.match(extra.stderr, /console-socket|process.terminal is false/);
-  t.same(fs.readdirSync(root), [], 'the refused creates left nothing');
+  t.same(stateEntries(root), [], 'the refused creates left nothing');
 });
 
 t.test('-it: the window size follows the user\'s terminal; ^C reaches the container, not tsrun', { skip: needsRoot || (!have('script') && 'script (util-linux) is not installed') }, async (t) => {

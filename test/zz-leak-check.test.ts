@@ -11,7 +11,7 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   t.same(mountsUnder(TEST_BASE), [], 'no mounts under the test base');
   t.same(processesRootedIn(TEST_BASE), [], 'no process runs in a test rootfs');
   const stateBase = path.join(TEST_BASE, 'state');
-  const left = fs.existsSync(stateBase) ? fs.readdirSync(stateBase).flatMap((root) => fs.readdirSync(path.join(stateBase, root)).map((id) => `${root}/${id}`)) : [];
+  const left = fs.existsSync(stateBase) ? fs.readdirSync(stateBase).flatMap((root) => fs.readdirSync(path.join(stateBase, root)).filter((id) => !id.startsWith('.')).map((id) => `${root}/${id}`)) : [];
   t.same(left, [], 'no container state directories');
   const bundles = path.join(TEST_BASE, 'bundles');
   t.same(fs.existsSync(bundles) ? fs.readdirSync(bundles) : [], [], 'no bundles');

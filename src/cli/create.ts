@@ -21,11 +21,12 @@ export function register(program: Command) {
     .option('-b, --bundle <dir>', 'bundle directory holding config.json', '.')
     .option('--pid-file <file>', 'write the container process id here')
     .option('--console-socket <path>', 'with process.terminal: send the pty master to this unix socket (SCM_RIGHTS), as runc does')
-    .action(async (id: string, opts: { bundle: string; pidFile?: string; consoleSocket?: string }, cmd: Command) => {
+    .option('--no-new-keyring', 'keep the caller\'s session keyring instead of a new one of the container\'s own (runc\'s flag)')
+    .action(async (id: string, opts: { bundle: string; pidFile?: string; consoleSocket?: string; newKeyring?: boolean }, cmd: Command) => {
       const g = globals(cmd);
       const consoleSocket = opts.consoleSocket ? connectConsoleSocket(opts.consoleSocket) : undefined;
       try {
-        const created = await createContainer({ id, bundle: opts.bundle, pidFile: opts.pidFile, root: g.root, trace: traceSink(g), consoleSocket });
+        const created = await createContainer({ id, bundle: opts.bundle, pidFile: opts.pidFile, root: g.root, trace: traceSink(g), consoleSocket, noNewKeyring: opts.newKeyring === false });
         created.process.detach();
       } finally {
         if (consoleSocket !== undefined) fs.closeSync(consoleSocket);

@@ -13,6 +13,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 interface RunFlags extends ResourceFlags {
   bundle?: string;
   pidFile?: string;
+  newKeyring?: boolean;
   env?: string[];
   envFile?: string[];
   workdir?: string;
@@ -64,6 +65,7 @@ export function register(program: Command) {
     .argument('[command...]', 'command and arguments, replacing the image\'s Cmd')
     .option('-b, --bundle <dir>', 'run the OCI bundle in DIR (config.json + rootfs) instead of an image')
     .option('--pid-file <file>', 'write the container process id here')
+    .option('--no-new-keyring', 'with --bundle: keep the caller\'s session keyring (runc\'s flag)')
     .option('-e, --env <NAME=value>', 'set an environment variable (NAME alone: take it from here)', collect)
     .option('--env-file <file>', 'read environment variables from a file', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
@@ -108,6 +110,7 @@ export function register(program: Command) {
           spec,
           terminal: spec.process?.terminal ? { stdin: true } : undefined,
           pidFile: opts.pidFile,
+          noNewKeyring: opts.newKeyring === false,
           root: g.root,
           trace: traceSink(g),
           forwardSignals: true,
@@ -115,6 +118,7 @@ export function register(program: Command) {
         });
         return;
       }
+      if (opts.newKeyring === false) throw new TsrunError('--no-new-keyring is for OCI bundles (run --bundle, create); an image container always has a keyring of its own');
       const imageOpts = {
         image: first,
         args: command,

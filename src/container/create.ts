@@ -41,6 +41,8 @@ export interface CreateOptions {
   monitor?: MonitorOptions;
   /** Send the pty master of a terminal made in the container to this unix socket (runc's --console-socket). */
   consoleSocket?: number;
+  /** runc's --no-new-keyring: the container keeps the caller's session keyring. */
+  noNewKeyring?: boolean;
 }
 
 export interface MonitorOptions {
@@ -125,17 +127,14 @@ export interface Created {
 }
 
 /**
- * The devices cgroup rules of the config, after the default ones. A node of
- * linux.devices is usable (rwm) unless a rule of linux.resources.devices
- * names it, which then decides (`--device /dev/x:r` stays read-only). A
- * fifo is a node but no cgroup rule: the devices controller knows only
- * character and block devices.
+ * The devices cgroup rules, as runc orders them: everything denied, the
+ * config's linux.resources.devices in its order, then the default devices
+ * (null, zero, full, random, urandom, tty, the console, pseudo-terminals).
+ * A node of linux.devices is made, but usable only if a rule allows it.
  */
 function deviceRules(spec: Spec): DeviceRule[] {
-  const given = (spec.linux?.resources?.devices ?? []) as DeviceRule[];
-  const named = (d: { type: string; major?: number; minor?: number }) => given.some((r) => r.type === d.type && r.major === d.major && r.minor === d.minor);
-  const nodes = (spec.linux?.devices ?? []).filter((d) => d.type !== 'p').map((d) => ({ ...d, type: d.type === 'u' ? 'c' : d.type })).filter((d) => !named(d));
-  return [...DEFAULT_DEVICE_RULES, ...given.filter((r) => r.allow || r.type !== undefined), ...nodes.map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: 'rwm' }))];
+  const [denyAll, ...defaults] = DEFAULT_DEVICE_RULES;
+  return [denyAll, ...((spec.linux?.resources?.devices ?? []) as DeviceRule[]), ...defaults];
 }
 
 /** process.consoleSize as the terminal's first window size. */
@@ -195,6 +194,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       owner: os.userInfo().username,
     };
     store.write(record);
+    // The config as created: exec takes the container's process and filter
+    // from here, not from a bundle that may have changed since.
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
     if (!opts.foreground) {
       native().mkfifo(store.fifo(opts.id), 0o600);
       // O_RDWR: the open does not block, and the child (which inherits it)
@@ -224,8 +226,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       stdio: mon?.stdio,
       console: mon?.consoleFd !== undefined ? { socket: mon.consoleFd, ...consoleSize(spec) } : opts.consoleSocket !== undefined ? { socket: opts.consoleSocket, ...consoleSize(spec) } : undefined,
       monitor: mon?.spec,
-      keyring: opts.id,
-      seccomp: spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp) : undefined,
+      keyring: opts.noNewKeyring ? undefined : opts.id,
+      seccomp: spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, store.seccompCache) : undefined,
       idmap,
     });
     const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);

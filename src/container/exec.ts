@@ -72,7 +72,9 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   let base: Process;
   let containerSpec: Spec;
   try {
-    containerSpec = parseSpec(fs.readFileSync(path.join(rec.bundle, 'config.json'), 'utf8'));
+    // The config as it was created (older state has none: then the bundle's).
+    const created = path.join(store.dir(rec.id), 'config.json');
+    containerSpec = parseSpec(fs.readFileSync(fs.existsSync(created) ? created : path.join(rec.bundle, 'config.json'), 'utf8'));
     base = containerSpec.process!;
   } catch (e) {
     throw e instanceof TsrunError ? e : new TsrunError(`exec: read the container's config: ${(e as Error).message}`);
@@ -93,7 +95,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   const consolePair = opts.terminal && opts.consoleSocket === undefined ? native().socketPair() : undefined;
   const consoleFd = consolePair?.[1] ?? opts.consoleSocket;
   // The container's seccomp filter confines what is exec'd in it too, as runc applies it.
-  const seccomp = containerSpec.linux?.seccomp ? compileSeccomp(containerSpec.linux.seccomp) : undefined;
+  const seccomp = containerSpec.linux?.seccomp ? compileSeccomp(containerSpec.linux.seccomp, store.seccompCache) : undefined;
   const plan = compileExecPlan(proc, join, readHostFacts(), { keyring: rec.id, seccomp, trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
   const cgroup: CgroupPlacement | undefined = rec.cgroup;
   const launching = launch(plan, {

@@ -267,7 +267,15 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     for (const v of opts.volumes ?? []) {
       // Docker creates a missing host path as a directory; a file is bound as it is.
       const host = parseVolume(v).hostPath;
-      if (!fs.existsSync(host)) fs.mkdirSync(host, { recursive: true });
+      if (fs.existsSync(host)) continue;
+      let dangling = false;
+      try {
+        dangling = fs.lstatSync(host).isSymbolicLink();
+      } catch {
+        /* missing: made below */
+      }
+      if (dangling) throw new TsrunError(`-v ${v}: ${host} is a symlink to ${fs.readlinkSync(host)}, which does not exist`);
+      fs.mkdirSync(host, { recursive: true });
     }
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
     fs.writeFileSync(etcFiles.hosts, hostsFile(network));

@@ -66,6 +66,11 @@ export class Store {
     return path.join(this.root, id);
   }
 
+  /** Compiled seccomp programs, by hash (a dot name: never a container id). */
+  get seccompCache() {
+    return path.join(this.root, '.seccomp');
+  }
+
   fifo(id: string) {
     return path.join(this.dir(id), 'exec.fifo');
   }

@@ -15,6 +15,7 @@ import { TsrunError } from '../errors';
 import { native, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native';
 import { S_IFCHR, S_IFBLK } from '../rootfs/devices';
 import type { Digest } from './digest';
+import { MAX_ID } from '../spec/validate';
 
 // Loaded on first use: most commands never read a tar, and start-up is paid by every command.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -119,15 +120,25 @@ export class TarEnd extends Transform {
   private header = Buffer.alloc(512);
   private filled = 0;
   private zeros = 0;
+  /** A pax header's records, gathered to learn the next entry's size (files past 8 GiB carry it there). */
+  private pax?: { global: boolean; chunks: Buffer[]; size: number };
+  private nextSize?: number;
+  private globalSize?: number;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
     let at = 0;
     while (at < chunk.length && !this.ended) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - at);
-        this.push(chunk.subarray(at, at + n));
+        const data = chunk.subarray(at, at + n);
+        if (this.pax && this.pax.size < 1 << 20) {
+          this.pax.chunks.push(Buffer.from(data));
+          this.pax.size += n;
+        }
+        this.push(data);
         this.skip -= n;
         at += n;
+        if (this.skip === 0 && this.pax) this.readPax();
         continue;
       }
       const n = Math.min(512 - this.filled, chunk.length - at);
@@ -145,13 +156,34 @@ export class TarEnd extends Transform {
         continue;
       }
       this.zeros = 0;
-      this.skip = Math.ceil(tarSize(this.header) / 512) * 512;
+      const type = String.fromCharCode(this.header[156]);
+      let size = tarSize(this.header);
+      if (type === 'x' || type === 'g') {
+        this.pax = { global: type === 'g', chunks: [], size: 0 };
+      } else if (type !== 'L' && type !== 'K') {
+        // The entry itself: a pax size, if one came before it, is its size (as tar-stream takes it).
+        size = this.nextSize ?? this.globalSize ?? size;
+        this.nextSize = undefined;
+      }
+      this.skip = Math.ceil(size / 512) * 512;
+      if (this.skip === 0 && this.pax) this.readPax();
     }
     if (this.ended) {
       this.trailing += chunk.length - at;
       if (this.trailing > 1 << 20) this.finished = true;
     }
     cb();
+  }
+
+  /** "LEN key=value\n" records: only size matters here. */
+  private readPax() {
+    const text = Buffer.concat(this.pax!.chunks).toString('latin1');
+    const m = /(?:^|\n)\d+ size=(\d+)\n/.exec(text);
+    if (m) {
+      if (this.pax!.global) this.globalSize = Number(m[1]);
+      else this.nextSize = Number(m[1]);
+    }
+    this.pax = undefined;
   }
 }
 
@@ -302,6 +334,11 @@ class LayerWriter {
       if (header.type === 'directory') this.root.meta = header;
       return drain(body);
     }
+    ownerFromPax(header);
+    for (const [what, id] of [['uid', header.uid], ['gid', header.gid]] as const) {
+      // chown(2) takes -1 as "unchanged": a setuid file of 4294967295 would stay root's.
+      if (id !== undefined && id !== null && !(Number.isInteger(id) && id >= 0 && id <= MAX_ID)) throw new Refused(`${quoteName(header.name)} has ${what} ${id}, outside 0-${MAX_ID}`);
+    }
     const base = path.posix.basename(rel);
     if (base.startsWith('.wh.')) return this.whiteout(rel, base, header, body);
     const parent = this.parents(rel, header.name);
@@ -440,6 +477,18 @@ class LayerWriter {
     } finally {
       fs.closeSync(destFd);
     }
+  }
+}
+
+/**
+ * Owners as pax records give them (tar writes ids past the ustar field's
+ * 2097151 there); tar-stream reads only path, linkpath and size from pax.
+ */
+function ownerFromPax(header: TarStream.Header) {
+  const pax = header.pax as Record<string, string> | null | undefined;
+  for (const key of ['uid', 'gid'] as const) {
+    const v = pax?.[key];
+    if (v !== undefined) header[key] = /^\d+$/.test(v) ? Number(v) : NaN;
   }
 }
 

@@ -243,6 +243,7 @@ export function applySecurity(spec: Spec, f: SecurityFlags, ctx: { groupFile?: s
     proc.apparmorProfile = sec.apparmor;
   }
 
+  if (f.privileged && sec.seccomp && sec.seccomp !== 'unconfined') throw new TsrunError(`--privileged --security-opt seccomp=${sec.seccomp}: a privileged container has no seccomp filter; drop one of the two`);
   if (f.privileged || sec.seccomp === 'unconfined') delete linux.seccomp;
   else linux.seccomp = sec.seccomp ? seccompFromFile(sec.seccomp, caps) : defaultSeccomp(caps);
 

@@ -67,8 +67,43 @@ const kernelAtLeast = (have: [number, number], want: string) => {
 const GO_ARCH: Record<string, string> = { SCMP_ARCH_X86_64: 'amd64', SCMP_ARCH_X86: 'x86', SCMP_ARCH_X32: 'x32', SCMP_ARCH_AARCH64: 'arm64', SCMP_ARCH_ARM: 'arm', SCMP_ARCH_S390X: 's390x', SCMP_ARCH_S390: 's390', SCMP_ARCH_PPC64LE: 'ppc64le', SCMP_ARCH_RISCV64: 'riscv64' };
 
 /** One container's linux.seccomp from a profile, given its capabilities. */
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** The shape of a profile in Docker's format, checked before it is read: a hostile or broken file is one clear line. */
+export function checkProfile(p: unknown, what: string): asserts p is Profile {
+  const need = (cond: boolean, field: string, problem: string) => {
+    if (!cond) throw new TsrunError(`${what}: ${field} ${problem}`);
+  };
+  need(isObj(p), '(root)', 'must be an object');
+  const o = p as Record<string, unknown>;
+  need(typeof o.defaultAction === 'string', 'defaultAction', 'must be a string');
+  need(o.archMap === undefined || o.archMap === null || (Array.isArray(o.archMap) && o.archMap.every((a) => isObj(a) && typeof a.architecture === 'string' && (a.subArchitectures === undefined || a.subArchitectures === null || strings(a.subArchitectures)))), 'archMap', 'must be a list of {architecture, subArchitectures}');
+  need(o.architectures === undefined || strings(o.architectures), 'architectures', 'must be a list of names');
+  need(o.flags === undefined || strings(o.flags), 'flags', 'must be a list of names');
+  need(o.syscalls === undefined || o.syscalls === null || Array.isArray(o.syscalls), 'syscalls', 'must be a list');
+  ((o.syscalls as unknown[] | null | undefined) ?? []).forEach((r, i) => {
+    const f = `syscalls[${i}]`;
+    need(isObj(r), f, 'must be an object');
+    const rule = r as Record<string, unknown>;
+    need(rule.names === undefined || rule.names === null || strings(rule.names), `${f}.names`, 'must be a list of syscall names');
+    need(rule.name === undefined || typeof rule.name === 'string', `${f}.name`, 'must be a syscall name');
+    need(typeof rule.action === 'string', `${f}.action`, 'must be a string');
+    need(rule.args === undefined || rule.args === null || Array.isArray(rule.args), `${f}.args`, 'must be a list');
+    for (const k of ['includes', 'excludes']) {
+      const x = rule[k];
+      if (x === undefined || x === null) continue;
+      need(isObj(x), `${f}.${k}`, 'must be an object');
+      const filter = x as Record<string, unknown>;
+      need(filter.caps === undefined || filter.caps === null || strings(filter.caps), `${f}.${k}.caps`, 'must be a list of capabilities');
+      need(filter.arches === undefined || filter.arches === null || strings(filter.arches), `${f}.${k}.arches`, 'must be a list of architectures');
+      need(filter.minKernel === undefined || filter.minKernel === null || typeof filter.minKernel === 'string', `${f}.${k}.minKernel`, 'must be a version string');
+    }
+  });
+}
+
 export function profileToSeccomp(profile: Profile, caps: string[], arch: HostArch = hostArch()): LinuxSeccomp {
-  if (typeof profile !== 'object' || profile === null || typeof profile.defaultAction !== 'string') throw new TsrunError('seccomp profile: no defaultAction');
+  checkProfile(profile, 'seccomp profile');
   const has = new Set(caps.map((c) => c.toUpperCase()));
   const archMap = profile.archMap ?? [];
   const entry = archMap.find((a) => a.architecture === arch.seccomp);
@@ -114,11 +149,14 @@ function readProfileFile(file: string): Profile {
     if (e instanceof TsrunError) throw e;
     throw new TsrunError(`read seccomp profile ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  let profile: unknown;
   try {
-    return JSON.parse(text) as Profile;
+    profile = JSON.parse(text);
   } catch (e) {
     throw new TsrunError(`seccomp profile ${file}: not valid JSON (${(e as Error).message})`);
   }
+  checkProfile(profile, `seccomp profile ${file}`);
+  return profile;
 }
 
 /**

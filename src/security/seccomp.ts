@@ -2,6 +2,8 @@
 // in the addon (native/seccomp.cc), loaded by the child as late as runc
 // loads it. A config asking for what tsrun cannot do (a notify listener)
 // is refused, never run unconfined.
+import fs = require('node:fs');
+import path = require('node:path');
 import { ConfigError } from '../errors';
 import { native } from '../native';
 
@@ -105,15 +107,75 @@ function notify(action: unknown): string | undefined {
   return action === 'SCMP_ACT_NOTIFY' ? 'SCMP_ACT_NOTIFY needs a notification listener, which tsrun does not support' : undefined;
 }
 
-/** The BPF program of a seccomp config, built by libseccomp. */
-export function compileSeccomp(s: LinuxSeccomp): SeccompProgram {
+const compiled = new Map<string, Buffer>();
+const MAX_PROGRAM = 4096 * 8;
+
+/**
+ * The BPF program of a seccomp config, built by libseccomp. Building one
+ * for three architectures takes libseccomp about 10 ms, so programs are
+ * kept, by their config's exact text (and the libseccomp that built them):
+ * in this process, and, given a cache directory (the runtime's state root,
+ * root's own), on disk for the next tsrun command. A cache file holds the
+ * text it was built from and is used only for that very text, so a name
+ * that two configs share costs a compile, never a wrong filter.
+ */
+export function compileSeccomp(s: LinuxSeccomp, cacheDir?: string): SeccompProgram {
   validateSeccomp(s);
-  let bytes: Buffer;
+  const flags = (s.flags ?? []).reduce((f, name) => f | SECCOMP_FLAGS[name], 0);
+  const text = `${native().seccompVersion()}\0${process.arch}\0${JSON.stringify(s)}`;
+  let bytes = compiled.get(text) ?? (cacheDir ? readCached(cacheDir, text) : undefined);
+  if (!bytes) {
+    bytes = build(s);
+    if (cacheDir) writeCached(cacheDir, text, bytes);
+  }
+  compiled.set(text, bytes);
+  return { bytes, flags, instructions: bytes.length / 8 };
+}
+
+/** A cache file's name: two 32-bit FNV-1a lanes of the text (no crypto module to load for it). */
+function cacheName(text: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x811c9dc5) ^ (b >>> 13);
+  }
+  return `${(a >>> 0).toString(16).padStart(8, '0')}${(b >>> 0).toString(16).padStart(8, '0')}.bpf`;
+}
+
+/** The file: the text's length (4 bytes), the text, the program. */
+function readCached(dir: string, text: string): Buffer | undefined {
   try {
-    bytes = native().compileSeccomp(s);
+    const f = fs.readFileSync(path.join(dir, cacheName(text)));
+    const n = f.readUInt32LE(0);
+    if (4 + n > f.length || f.toString('utf8', 4, 4 + n) !== text) return undefined;
+    const b = f.subarray(4 + n);
+    return b.length > 0 && b.length <= MAX_PROGRAM && b.length % 8 === 0 ? Buffer.from(b) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCached(dir: string, text: string, bytes: Buffer) {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const t = Buffer.from(text, 'utf8');
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(t.length, 0);
+    const file = path.join(dir, cacheName(text));
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, Buffer.concat([head, t, bytes]), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch {
+    /* a cache that cannot be written only costs the next command a compile */
+  }
+}
+
+function build(s: LinuxSeccomp): Buffer {
+  try {
+    return native().compileSeccomp(s);
   } catch (e) {
     throw new ConfigError('linux.seccomp', (e as Error).message.replace(/^linux\.seccomp\.?/, ''));
   }
-  const flags = (s.flags ?? []).reduce((f, name) => f | SECCOMP_FLAGS[name], 0);
-  return { bytes, flags, instructions: bytes.length / 8 };
 }
