@@ -88,7 +88,7 @@ bool decode(const Napi::Env &env, const Napi::Object &js, DecodedPlan &d) {
       return false;
     }
     if (st.op == OP_EXEC) {
-      std::vector<char *> h{const_cast<char *>(keep_string(d, Napi::String::New(env, "tsrun-exec"))), nullptr, nullptr, nullptr, nullptr};
+      std::vector<char *> h{const_cast<char *>(keep_string(d, Napi::String::New(env, "tsrun-exec"))), nullptr, nullptr, nullptr, nullptr, nullptr};
       for (char *const *a = st.argv; *a; a++) h.push_back(*a);
       h.push_back(nullptr);
       d.vectors.push_back(std::move(h));

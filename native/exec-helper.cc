@@ -9,7 +9,13 @@
 // at the container's own execve, /proc/self/exe is this small read-only
 // copy, never a host file.
 //
-//   argv: tsrun-exec SYNC_FD STEP SECCOMP PATH ARGV0 [ARGS...]
+//   argv: tsrun-exec SYNC_FD STEP SECCOMP MODE PATH ARGV0 [ARGS...]
+//
+// MODE "run" execs in place. MODE "fork" is exec's: the process was set to
+// have its children in the container's PID namespace (setns) but is not in
+// it itself, so no clone of the host's node ever appears there. tsrun-exec
+// forks the command into it and stays outside as its relay: it passes
+// signals on, and exits with the command's status (128+N for a signal).
 //
 // SECCOMP is "-" or "FD,FLAGS": a seccomp filter program to load just
 // before the execve (no_new_privs is set, so no privilege is needed): the
@@ -27,6 +33,10 @@
 #include <linux/filter.h>
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
+#include <linux/signalfd.h>
+#include <linux/wait.h>
+#include <asm/ioctls.h>
+#include <asm/signal.h>
 #include <asm/unistd.h>
 
 namespace {
@@ -121,6 +131,82 @@ long load_filter(const char *spec) {
   return sys(__NR_seccomp, SECCOMP_SET_MODE_FILTER, flags, reinterpret_cast<long>(&prog));
 }
 
+
+// The kernel's sigset is 64 bits here (rt_sigprocmask's size argument).
+constexpr long SIGSET_SIZE = 8;
+
+[[noreturn]] void exec_command(long fd, int step, const char *seccomp, char **argv, char **envp) {
+  if (!same(seccomp, "-")) {
+    long r = load_filter(seccomp);
+    if (r < 0) {
+      report(fd, STEP_SECCOMP, static_cast<int>(-r));
+      exit_now(125);
+    }
+  }
+  long r = sys(__NR_execve, reinterpret_cast<long>(argv[0]), reinterpret_cast<long>(argv + 1), reinterpret_cast<long>(envp));
+  int err = static_cast<int>(-r);
+  report(fd, step, err);
+  exit_now(err == 2 ? 127 : 126);
+}
+
+// exec's relay: fork the command into the PID namespace, then wait for it.
+[[noreturn]] void fork_and_relay(long fd, int step, const char *seccomp, char **argv, char **envp) {
+  unsigned long all = ~0UL, none = 0;
+  sys(__NR_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, SIGSET_SIZE);
+  int ready[2];
+  if (sys(__NR_pipe2, reinterpret_cast<long>(ready), O_CLOEXEC) < 0) {
+    report(fd, step, 24);
+    exit_now(125);
+  }
+  long child = sys(__NR_clone, SIGCHLD, 0, 0, 0, 0);
+  if (child < 0) {
+    report(fd, step, static_cast<int>(-child));
+    exit_now(125);
+  }
+  if (child == 0) {
+    sys(__NR_close, ready[0]);
+    // The relay is all that holds it: if the relay is killed, so is it.
+    sys(__NR_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    // On a terminal, the command's own process group in the foreground: ^C is its alone.
+    long pgrp;
+    if (sys(__NR_ioctl, 0, TIOCGPGRP, reinterpret_cast<long>(&pgrp)) == 0) {
+      sys(__NR_setpgid, 0, 0);
+      long me = sys(__NR_getpid);
+      sys(__NR_ioctl, 0, TIOCSPGRP, reinterpret_cast<long>(&me));
+    }
+    sys(__NR_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0, SIGSET_SIZE);
+    exec_command(fd, step, seccomp, argv, envp);
+  }
+  // Its end of the pipe closes at its execve (or its exit): then the runtime may see EOF.
+  sys(__NR_close, ready[1]);
+  char c;
+  while (sys(__NR_read, ready[0], reinterpret_cast<long>(&c), 1) == -4) {
+  }
+  sys(__NR_close, ready[0]);
+  sys(__NR_close, fd);
+  unsigned long relayed = ~((1UL << (SIGKILL - 1)) | (1UL << (SIGSTOP - 1)));
+  long sfd = sys(__NR_signalfd4, -1, reinterpret_cast<long>(&relayed), SIGSET_SIZE, O_CLOEXEC);
+  for (;;) {
+    struct signalfd_siginfo si;
+    if (sfd < 0 || sys(__NR_read, sfd, reinterpret_cast<long>(&si), sizeof si) != sizeof si) {
+      // No signalfd: at least wait for the command.
+      int status = 0;
+      if (sys(__NR_wait4, child, reinterpret_cast<long>(&status), 0, 0) == child) break;
+      continue;
+    }
+    if (si.ssi_signo != SIGCHLD) {
+      sys(__NR_kill, child, si.ssi_signo);
+      continue;
+    }
+    int status = 0;
+    long r = sys(__NR_wait4, child, reinterpret_cast<long>(&status), WNOHANG, 0);
+    if (r != child) continue;
+    // Exited: its code; killed by signal N: 128+N, as a shell reports it.
+    exit_now((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f));
+  }
+  exit_now(125);
+}
+
 }  // namespace
 
 extern "C" [[noreturn]] __attribute__((used)) void tsrun_exec_main(long *sp) {
@@ -129,26 +215,18 @@ extern "C" [[noreturn]] __attribute__((used)) void tsrun_exec_main(long *sp) {
   char **envp = argv + argc + 1;
   // Until the execve below, nothing in the container may ptrace this process.
   sys(__NR_prctl, PR_SET_DUMPABLE, 0);
-  long fd = argc >= 6 && same(argv[0], "tsrun-exec") ? number(argv[1]) : -1;
-  long step = argc >= 6 ? number(argv[2]) : -1;
-  if (fd < 3 || step < 0) {
+  long fd = argc >= 7 && same(argv[0], "tsrun-exec") ? number(argv[1]) : -1;
+  long step = argc >= 7 ? number(argv[2]) : -1;
+  bool fork_first = argc >= 7 && same(argv[4], "fork");
+  if (fd < 3 || step < 0 || (!fork_first && !same(argv[4], "run"))) {
     say("tsrun-exec: this program only starts a container's command; it was run as \"");
     say(argc > 0 ? argv[0] : "");
     say("\"\n");
     exit_now(126);
   }
   sys(__NR_fcntl, fd, F_SETFD, FD_CLOEXEC);
-  if (!same(argv[3], "-")) {
-    long r = load_filter(argv[3]);
-    if (r < 0) {
-      report(fd, STEP_SECCOMP, static_cast<int>(-r));
-      exit_now(125);
-    }
-  }
-  long r = sys(__NR_execve, reinterpret_cast<long>(argv[4]), reinterpret_cast<long>(argv + 5), reinterpret_cast<long>(envp));
-  int err = static_cast<int>(-r);
-  report(fd, static_cast<int>(step), err);
-  exit_now(err == 2 ? 127 : 126);
+  if (fork_first) fork_and_relay(fd, static_cast<int>(step), argv[3], argv + 5, envp);
+  exec_command(fd, static_cast<int>(step), argv[3], argv + 5, envp);
 }
 
 #if defined(__x86_64__)

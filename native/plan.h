@@ -89,11 +89,12 @@ struct Step {
   int32_t nints;
   char *const *argv;    // OP_EXEC
   char *const *envp;    // OP_EXEC
-  // OP_EXEC with an exec helper: "tsrun-exec", fd, step, seccomp, path,
-  // argv..., null; the child fills slots 1-4 (it alone knows them).
+  // OP_EXEC with an exec helper: "tsrun-exec", fd, step, seccomp, mode,
+  // path, argv..., null; the child fills slots 1-5 (it alone knows them).
   char **helper_argv;
   // OP_SECCOMP: the filter program (n0 flags). OP_EXEC: a filter for the
-  // exec helper to load just before the execve (n0 flags).
+  // exec helper to load just before the execve (n0 flags; n1 1: the helper
+  // forks the command into the PID namespace set for children, as exec's).
   const unsigned char *bytes;
   int32_t nbytes;
 };

@@ -533,6 +533,10 @@ int do_exec(const Step &st, int index) {
   const char *path = exec_path_[0] ? exec_path_ : st.argv[0];
   int helper = plan_->exec_helper_fd;
   if (helper < 0 || !st.helper_argv) {
+    if (st.n[1]) {
+      errno = ENOEXEC;  // only tsrun-exec can fork the command into the PID namespace
+      return -1;
+    }
     if (st.nbytes > 0 && do_seccomp(st) < 0) return -1;
     execve(path, st.argv, st.envp);
     return -1;
@@ -545,7 +549,8 @@ int do_exec(const Step &st, int index) {
   st.helper_argv[1] = fmt_int(fd_text, sync_fd_);
   st.helper_argv[2] = fmt_int(step_text, index);
   st.helper_argv[3] = const_cast<char *>("-");
-  st.helper_argv[4] = const_cast<char *>(path);
+  st.helper_argv[4] = const_cast<char *>(st.n[1] ? "fork" : "run");
+  st.helper_argv[5] = const_cast<char *>(path);
   if (st.nbytes > 0) {
     int mfd = static_cast<int>(syscall(SYS_memfd_create, "tsrun-seccomp", 0));
     if (mfd < 0) return -1;

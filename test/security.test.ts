@@ -81,6 +81,31 @@ t.test('CVE-2019-5736: /proc/self/exe at the container\'s execve is never the ho
   t.equal(ts(['rm', '-f', 'evil-exec']).status, 0);
 });
 
+t.test('exec: no copy of the host\'s node ever appears in the container, even to one with CAP_SYS_PTRACE', { skip: needsRoot }, async (t) => {
+  // The runtime's process joins the container's namespaces but stays outside
+  // its PID namespace; tsrun-exec forks the command into it. A watcher with
+  // CAP_SYS_PTRACE (which would let it open any process's exe) looks at every
+  // process while execs come and go.
+  const node = fs.statSync(process.execPath);
+  let r = ts(['run', '-d', '--name', 'watcher', '--cap-add', 'SYS_PTRACE', '-v', `${probe()}:/probe:ro`, 'busybox', '/probe', 'watch-exe', String(node.dev), String(node.ino), '60000', '/tmp/stop']);
+  t.equal(r.status, 0, r.stderr);
+  let execs = 0;
+  const failures: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const e = ts(['exec', 'watcher', 'true']);
+    if (e.status === 0) execs++;
+    else failures.push(e.stderr);
+  }
+  t.equal(execs, 12, `the execs ran ${failures.join('; ')}`);
+  t.equal(ts(['exec', 'watcher', 'touch', '/tmp/stop']).status, 0);
+  t.equal(ts(['wait', 'watcher']).stdout.trim(), '0');
+  r = ts(['logs', 'watcher']);
+  const m = /^never \(looked at (\d+) processes\)$/.exec(r.stdout.trim());
+  t.ok(m, `the watcher never saw the host's node: ${r.stdout.trim()}`);
+  t.ok(m && Number(m[1]) >= 1, 'and it did see the exec\'d processes');
+  t.equal(ts(['rm', 'watcher']).status, 0);
+});
+
 t.test('the exec helper is a sealed memfd: no one can write to it', { skip: needsRoot }, async (t) => {
   // A process of this test's own, started through launch(): the addon makes
   // the memfd in this process, where the test can look at it.

@@ -372,11 +372,12 @@ function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMo
  * With no_new_privs the seccomp filter rides along and tsrun-exec loads it
  * just before the execve, so nothing of tsrun's runs under it but that call.
  */
-function execStep(proc: NonNullable<Spec['process']>, env: string[], seccomp: SeccompProgram | undefined, why: string): PlanStep {
+function execStep(proc: NonNullable<Spec['process']>, env: string[], seccomp: SeccompProgram | undefined, why: string, forkIntoPidNs = false): PlanStep {
   const filter = seccomp && proc.noNewPrivileges ? seccomp : undefined;
-  const title = `execve ${JSON.stringify(proc.args)}${filter ? ` under a seccomp filter of ${filter.instructions} instructions` : ''}`;
+  const title = `execve ${JSON.stringify(proc.args)}${filter ? ` under a seccomp filter of ${filter.instructions} instructions` : ''}${forkIntoPidNs ? ', forked into the PID namespace by tsrun-exec' : ''}`;
   const loads = filter ? '; the filter is loaded by tsrun-exec right before the execve, after no_new_privs (seccomp(2))' : '';
-  return step(Op.EXEC, title, `${why}; tsrun-exec, a sealed read-only copy, makes the call, so /proc/self/exe never leads to a host binary${loads}`, { argv: [...proc.args], envp: [...env], ...(filter ? { bytes: filter.bytes, n: [filter.flags] } : {}) });
+  const relay = forkIntoPidNs ? '; tsrun-exec forks the command into the container\'s PID namespace and stays outside it as its relay (signals in, exit status out), so no copy of the host\'s node ever appears in there' : '';
+  return step(Op.EXEC, title, `${why}; tsrun-exec, a sealed read-only copy, makes the call, so /proc/self/exe never leads to a host binary${loads}${relay}`, { argv: [...proc.args], envp: [...env], n: [filter?.flags ?? 0, forkIntoPidNs ? 1 : 0], ...(filter ? { bytes: filter.bytes } : {}) });
 }
 
 function credentialSteps(spec: Spec, host: HostFacts, seccomp?: SeccompProgram): PlanStep[] {
@@ -436,9 +437,11 @@ export function compileExecPlan(process: NonNullable<Spec['process']>, join: Joi
     const kind = namespaceKind(ns.type)!;
     steps.push(step(Op.SETNS, `setns ${ns.path} (${kind.type})`, `enter the container's ${kind.type} namespace: ${kind.isolates} as the container sees them (setns(2))`, { s: [ns.path], n: [kind.flag] }));
   }
-  steps.push(step(Op.FORK, 'clone(CLONE_PARENT): the exec\'d process', 'setns into a PID namespace applies to children only: the new process is the first inside it', { n: [0] }));
+  // No fork here: setns into a PID namespace applies to children only, and
+  // this process, a copy of the runtime's node, stays outside it. tsrun-exec
+  // makes the one child that enters it, at the end.
   if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'the process must not outlive the exec that waits for it', { n: [opts.parentDeathSignal] }));
-  steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first'));
+  steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first; what it forks stays there'));
   if (opts.keyring) steps.push(keyringStep(opts.keyring));
   if (opts.console) steps.push(consoleStep(opts.console));
   for (const rl of process.rlimits ?? []) {
@@ -452,6 +455,6 @@ export function compileExecPlan(process: NonNullable<Spec['process']>, join: Joi
   steps.push(step(Op.LOOKUP_EXEC, `find "${process.args[0]}" in PATH`, 'a missing command is reported with exit code 127', { s: [process.args[0], pathVar] }));
   steps.push(step(Op.READY, 'handshake: report ready', 'the process is in place'));
   steps.push(step(Op.WAIT_START, 'wait for start', 'the runtime sends start on the sync socket', { n: [-1] }));
-  steps.push(execStep(process, env, opts.seccomp, 'run the command inside the container (execve(2))'));
-  return { cloneFlags: 0, twoStage: true, newUserNamespace: false, uidMap: '', gidMap: '', trace: !!opts.trace, steps };
+  steps.push(execStep(process, env, opts.seccomp, 'run the command inside the container (execve(2))', join.some((n) => n.type === 'pid')));
+  return { cloneFlags: 0, twoStage: false, newUserNamespace: false, uidMap: '', gidMap: '', trace: !!opts.trace, steps };
 }
