@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, monitorsFor, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { execFileSync } from 'node:child_process';
 
 const root = stateRoot('faults');
@@ -61,14 +61,14 @@ function truthful(t: Tap, where: string) {
 
 /** rm -f of everything, then nothing of any container is left. */
 function clearAndCheck(t: Tap, where: string) {
-  const ids = new Set([...listDir(containersDir()), ...listDir(root)]);
+  const ids = new Set([...listDir(containersDir()), ...stateEntries(root)]);
   for (const id of listDir(containersDir())) {
     const r = ts(['rm', '-f', id]);
     t.equal(r.status, 0, `${where}: rm -f ${id.slice(0, 12)}: ${r.stderr.trim()}`);
   }
   t.same(listDir(containersDir()), [], `${where}: no container directories`);
   t.same(listDir(path.join(storage, 'names')), [], `${where}: no names`);
-  t.same(listDir(root), [], `${where}: no runtime state`);
+  t.same(stateEntries(root), [], `${where}: no runtime state`);
   t.same(monitors(), [], `${where}: no monitors`);
   const cg = fs.readdirSync('/sys/fs/cgroup').flatMap((h) => [...ids].filter((id) => fs.existsSync(`/sys/fs/cgroup/${h}/tsrun/${id}`)).map((id) => `${h}/${id}`));
   t.same(cg, [], `${where}: no cgroups`);
