@@ -73,19 +73,13 @@ int wait_reply() {
   return m.kind;
 }
 
+char *fmt_int(char *buf, long n);
+
 char *fmt_fd_path(char *buf, int fd) {
   // "/proc/self/fd/<fd>" without stdio.
   static const char prefix[] = "/proc/self/fd/";
   memcpy(buf, prefix, sizeof prefix - 1);
-  char digits[16];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + fd % 10);
-    fd /= 10;
-  } while (fd > 0);
-  char *p = buf + sizeof prefix - 1;
-  while (n > 0) *p++ = digits[--n];
-  *p = '\0';
+  fmt_int(buf + sizeof prefix - 1, fd);
   return buf;
 }
 

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { probe, removeProbe } from './probe';
 
 const root = stateRoot('escape-suite');
@@ -15,7 +15,7 @@ const ts = (args: string[]) => tsrun(['--storage', storage, ...args], { root });
 
 t.before(() => {
   if (needsRoot) return;
-  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+  busyboxImage(storage);
   fs.mkdirSync(path.dirname(hostOnly), { recursive: true });
   fs.writeFileSync(hostOnly, 'a file only the host has\n');
 });

@@ -159,3 +159,14 @@ t.test('device rules in runc\'s order: linux.devices makes nodes, linux.resource
   t.equal(run([{ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }]), '0\n0\nnull-ok\n', 'a rule allows it');
   t.equal(run([{ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, { allow: false, type: 'c', major: 10, minor: 200, access: 'w' }]), '0\n1\nnull-ok\n', 'a later deny takes write away (as the v1 controller: from the same device); the default devices come after and stay usable');
 });
+
+t.test('a fifo in linux.devices is a node with no cgroup rule (the controller knows a, b and c only)', { skip: needsRoot }, async (t) => {
+  const r = runIn(sh('ls -l /dev/myfifo | cut -c1; echo hi > /dev/null && echo null-ok'), {
+    root,
+    edit: (s) => {
+      s.linux!.devices = [{ path: '/dev/myfifo', type: 'p', fileMode: 0o644 }];
+    },
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, 'p\nnull-ok\n');
+});

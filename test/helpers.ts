@@ -1,6 +1,6 @@
 // Shared by the tests: the CLI as a user runs it, busybox bundles, and the
 // places a test may leave things (checked by zz-leak-check.test.ts).
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,6 +112,11 @@ export function runIn(args: string[], opts: { root: string; edit?: (s: Spec) => 
 
 export function spawnTsrun(args: string[], root: string) {
   return spawn(process.execPath, [CLI, '--root', root, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Makes the image "busybox" in a test's own store (scripts/busybox-image.sh). */
+export function busyboxImage(storage: string) {
+  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
 }
 
 /** Mount points in our mount namespace under a prefix. */

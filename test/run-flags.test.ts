@@ -1,11 +1,10 @@
 // Docker's security flags on `run IMAGE`, each seen from inside the
 // container: capabilities, --privileged, no-new-privileges, --device,
 // --group-add, --ulimit, --sysctl, --shm-size, and inspect's account of them.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { probe, removeProbe } from './probe';
 import { capabilityNames, runtimeCapabilities } from '../src/process/capabilities';
 
@@ -16,7 +15,7 @@ const run = (args: string[]) => ts(['run', '--rm', ...args]);
 
 t.before(() => {
   if (needsRoot) return;
-  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+  busyboxImage(storage);
 });
 t.teardown(() => {
   fs.rmSync(storage, { recursive: true, force: true });

@@ -1,11 +1,11 @@
 // seccomp from inside the container: the default filter of `run IMAGE`, a
 // bundle's own filter applied exactly (actions, errnos, argument conditions,
 // architectures), the same filter for exec, and what tsrun refuses.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { makeBundle, needsRoot, PROJECT, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
+import { busyboxImage, makeBundle, needsRoot, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
 import { probe, removeProbe } from './probe';
 import { DOCKER_CAPABILITIES } from '../src/image/runtime-config';
 import { builtinProfile } from '../src/security/default-seccomp';
@@ -20,7 +20,7 @@ const P = () => ['-v', `${probe()}:/probe:ro`];
 
 t.before(() => {
   if (needsRoot) return;
-  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+  busyboxImage(storage);
 });
 t.teardown(() => {
   fs.rmSync(storage, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxRootfs, CLI, makeBundle, needsRoot, PROJECT, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
+import { busyboxImage, busyboxRootfs, CLI, makeBundle, needsRoot, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
 import { makeLayout, makeTar } from './images';
 import { probe, removeProbe } from './probe';
 
@@ -17,7 +17,7 @@ const ts = (args: string[], timeout?: number) => tsrun(['--storage', storage, ..
 t.before(() => {
   if (needsRoot) return;
   fs.mkdirSync(work, { recursive: true });
-  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+  busyboxImage(storage);
 });
 t.teardown(() => {
   fs.rmSync(storage, { recursive: true, force: true });

@@ -1,11 +1,10 @@
 // User namespaces for image containers: the container's root is an
 // unprivileged host id, the image's files appear as its own through
 // idmapped layers, and --userns=auto keeps containers' ranges apart.
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { probe, removeProbe } from './probe';
 
 const root = stateRoot('userns');
@@ -37,7 +36,7 @@ t.before(() => {
   // The container's root (an unprivileged host id) passes through the store's parents to its rootfs.
   fs.mkdirSync(path.dirname(storage), { recursive: true });
   fs.chmodSync(path.dirname(storage), 0o755);
-  execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+  busyboxImage(storage);
 });
 t.teardown(() => {
   restoreSubordinateFiles();

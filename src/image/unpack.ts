@@ -362,12 +362,7 @@ class LayerWriter {
         const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
         try {
           for await (const chunk of body) fs.writeSync(fd, chunk);
-          fs.fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
-          // After chown, which clears setuid and setgid.
-          fs.fchmodSync(fd, (header.mode ?? 0o644) & 0o7777);
-          this.xattrs(header, (name, value) => native().fsetxattr(fd, name, value, 0));
-          const t = mtimeOf(header);
-          fs.futimesSync(fd, t, t);
+          this.fdMeta(fd, header, 0o644);
         } finally {
           fs.closeSync(fd);
         }
@@ -407,6 +402,15 @@ class LayerWriter {
         // Sparse files, volume labels and the like do not occur in image layers.
         throw new Refused(`${quoteName(header.name)} has an entry type this unpacker does not take (${header.type})`);
     }
+  }
+
+  /** Owner, mode (after chown, which clears setuid and setgid), xattrs and times, through the entry's own fd. */
+  private fdMeta(fd: number, header: TarStream.Header, defaultMode: number) {
+    fs.fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
+    fs.fchmodSync(fd, (header.mode ?? defaultMode) & 0o7777);
+    this.xattrs(header, (name, value) => native().fsetxattr(fd, name, value, 0));
+    const t = mtimeOf(header);
+    fs.futimesSync(fd, t, t);
   }
 
   /** Owner, xattrs and times of a node just made, on the node itself (l* calls). */
@@ -465,11 +469,7 @@ class LayerWriter {
       for (const [rel, header] of pending.reverse()) {
         const fd = rel === '' ? fs.openSync(this.dest, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW) : native().openat2(destFd, rel, fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
         try {
-          fs.fchownSync(fd, header.uid ?? 0, header.gid ?? 0);
-          fs.fchmodSync(fd, (header.mode ?? 0o755) & 0o7777);
-          this.xattrs(header, (name, value) => native().fsetxattr(fd, name, value, 0));
-          const t = mtimeOf(header);
-          fs.futimesSync(fd, t, t);
+          this.fdMeta(fd, header, 0o755);
         } finally {
           fs.closeSync(fd);
         }
