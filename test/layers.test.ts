@@ -219,7 +219,8 @@ t.test('image prune removes what no image uses, and keeps the rest', { skip: nee
   for (const id of new Set(images.map((i) => i.id))) t.equal(ts(['rmi', id.slice(7, 19)]).status, 0);
   const r = ts(['image', 'prune']);
   t.equal(r.status, 0, r.stderr);
-  t.match(r.stdout, new RegExp(`^removed ${before} layer directories, \\d+ blobs and 0 stale temporaries\\n$`));
+  // rmi released what each image alone used; prune takes the rest (layers of images loaded without a name).
+  t.match(r.stdout, /^removed \d+ layer directories, \d+ blobs and 0 stale temporaries\n$/);
   t.same(fs.readdirSync(path.join(storage, 'layers')).filter((d) => /^[a-f0-9]{64}$/.test(d)), []);
   t.same(fs.readdirSync(path.join(storage, 'l')), [], 'no short-name links left');
   t.same(fs.readdirSync(path.join(storage, 'blobs', 'sha256')), [], 'no blobs left');

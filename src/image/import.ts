@@ -6,6 +6,7 @@ import { digestFile, type Digest } from './digest';
 import type { ImageStore, ImageRecord } from './store';
 import { MEDIA, type ImageConfig, type Manifest } from './types';
 import { decompressor, detectCompression, readHead } from './unpack';
+import { stdinToFile } from './stdin';
 import { crypto } from '../lazy';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -111,14 +112,22 @@ export async function diffIDOf(file: string): Promise<{ diffID: Digest; entries:
   return { diffID: `sha256:${hash.digest('hex')}`, entries };
 }
 
-export async function importRootfs(store: ImageStore, tarball: string, name: string, changes: string[] = []): Promise<ImageRecord> {
+export async function importRootfs(store: ImageStore, tarball: string, name: string, changes: string[] = [], label = tarball): Promise<ImageRecord> {
+  if (tarball === '-') {
+    const tmp = await stdinToFile(store, 'import');
+    try {
+      return await importRootfs(store, tmp, name, changes, 'stdin');
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
   let st: fs.Stats;
   try {
     st = fs.statSync(tarball);
   } catch (e) {
-    throw new TsrunError(`import ${tarball}: ${(e as NodeJS.ErrnoException).code} (cannot read it)`);
+    throw new TsrunError(`import ${label}: ${(e as NodeJS.ErrnoException).code} (cannot read it)`);
   }
-  if (!st.isFile()) throw new TsrunError(`import ${tarball}: not a regular file`);
+  if (!st.isFile()) throw new TsrunError(`import ${label}: not a regular file`);
   const config: Config = { Env: [...DEFAULT_ENV] };
   for (const c of changes) applyChange(config, c);
   const compression = detectCompression(readHead(tarball));
@@ -131,7 +140,7 @@ export async function importRootfs(store: ImageStore, tarball: string, name: str
     diffID = r.diffID;
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw new TsrunError(`import ${tarball}: not a readable ${compression === 'none' ? 'tar' : compression + ' tar'}: ${(e as Error).message}`);
+    throw new TsrunError(`import ${label}: not a readable ${compression === 'none' ? 'tar' : compression + ' tar'}: ${(e as Error).message}`);
   }
   const { digest, size } = await digestFile(tmp);
   store.adoptBlob(tmp, digest);
@@ -142,7 +151,7 @@ export async function importRootfs(store: ImageStore, tarball: string, name: str
     os: 'linux',
     config,
     rootfs: { type: 'layers', diff_ids: [diffID] },
-    history: [{ created: now, created_by: `tsrun import ${tarball}`, comment: changes.length ? `changes: ${changes.join('; ')}` : undefined }],
+    history: [{ created: now, created_by: `tsrun import ${label}`, comment: changes.length ? `changes: ${changes.join('; ')}` : undefined }],
   };
   const configBytes = JSON.stringify(imageConfig);
   const configDigest = store.writeBlob(configBytes);

@@ -6,6 +6,8 @@ import path = require('node:path');
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
+import { native } from '../native';
+import { stdinToFile } from './stdin';
 import { digestFile, sha256, type Digest } from './digest';
 import { progress } from './progress';
 import { parseReference, formatReference } from './reference';
@@ -34,7 +36,7 @@ interface ArchiveFiles {
   files: Map<string, string>;
 }
 
-async function extractArchive(store: ImageStore, file: string): Promise<ArchiveFiles> {
+async function extractArchive(store: ImageStore, file: string, label = file): Promise<ArchiveFiles> {
   const dir = store.tmpPath('load');
   fs.mkdirSync(dir, { mode: 0o700 });
   const files = new Map<string, string>();
@@ -71,7 +73,7 @@ async function extractArchive(store: ImageStore, file: string): Promise<ArchiveF
     await Promise.all([flow, consume]);
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true });
-    throw new TsrunError(`load ${file}: not a readable image archive: ${isRefused(e) ? `refused: ${e.message}` : (e as Error).message}`);
+    throw new TsrunError(`load ${label}: not a readable image archive: ${isRefused(e) ? `refused: ${e.message}` : (e as Error).message}`);
   } finally {
     bar.done();
   }
@@ -240,8 +242,16 @@ async function loadDockerArchive(store: ImageStore, files: Map<string, string>, 
   return out;
 }
 
-/** `tsrun load -i FILE`: an archive file, or an OCI layout directory. */
+/** `tsrun load -i FILE`: an archive file, an OCI layout directory, or "-" for stdin. */
 export async function loadImages(store: ImageStore, input: string, opts: { name?: string } = {}): Promise<Loaded[]> {
+  if (input === '-') {
+    const tmp = await stdinToFile(store, 'load');
+    try {
+      return await loadArchive(store, tmp, 'stdin', opts);
+    } finally {
+      fs.rmSync(tmp, { force: true });
+    }
+  }
   let st: fs.Stats;
   try {
     st = fs.statSync(input);
@@ -249,13 +259,17 @@ export async function loadImages(store: ImageStore, input: string, opts: { name?
     throw new TsrunError(`load ${input}: ${(e as NodeJS.ErrnoException).code}`);
   }
   if (st.isDirectory()) return loadLayoutDir(store, input, opts);
-  const archive = await extractArchive(store, input);
+  return loadArchive(store, input, input, opts);
+}
+
+async function loadArchive(store: ImageStore, file: string, label: string, opts: { name?: string }): Promise<Loaded[]> {
+  const archive = await extractArchive(store, file, label);
   try {
-    if (archive.files.has('index.json')) return await loadLayout(store, (n) => archive.files.get(n), `load ${input}`, false, opts);
-    if (archive.files.has('manifest.json')) return await loadDockerArchive(store, archive.files, `load ${input}`);
-    throw new TsrunError(`load ${input}: neither an OCI archive (index.json) nor a docker archive (manifest.json)`);
+    if (archive.files.has('index.json')) return await loadLayout(store, (n) => archive.files.get(n), `load ${label}`, false, opts);
+    if (archive.files.has('manifest.json')) return await loadDockerArchive(store, archive.files, `load ${label}`);
+    throw new TsrunError(`load ${label}: neither an OCI archive (index.json) nor a docker archive (manifest.json)`);
   } finally {
-    fs.rmSync(archive.dir, { recursive: true, force: true });
+    native().removeTree(archive.dir);
   }
 }
 

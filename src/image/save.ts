@@ -26,8 +26,10 @@ export async function saveImages(store: ImageStore, names: string[], output: str
     for (const d of [img.record.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) blobs.add(d);
   }
   const pack = tarStream().pack();
+  // "-": stdout, as docker save writes when given no file.
+  const toStdout = output === '-';
   const tmp = `${output}.tmp-${process.pid}`;
-  const written = pipeline(pack, fs.createWriteStream(tmp));
+  const written = pipeline(pack, toStdout ? process.stdout : fs.createWriteStream(tmp));
   const add = (name: string, data: Buffer | string) =>
     new Promise<void>((resolve, reject) => pack.entry({ name, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())));
   try {
@@ -43,10 +45,10 @@ export async function saveImages(store: ImageStore, names: string[], output: str
     }
     pack.finalize();
     await written;
-    fs.renameSync(tmp, output);
+    if (!toStdout) fs.renameSync(tmp, output);
   } catch (e) {
     pack.destroy();
-    fs.rmSync(tmp, { force: true });
+    if (!toStdout) fs.rmSync(tmp, { force: true });
     throw new TsrunError(`save ${output}: ${(e as Error).message}`);
   }
 }

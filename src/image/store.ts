@@ -25,7 +25,16 @@ export interface ImageRecord {
   /** The config digest: the image id, as Docker has it. */
   id: Digest;
   names: string[];
+  /** The manifest `get` reads (the first this store was given). */
   manifestDigest: Digest;
+  /**
+   * Every manifest known for this config: one image loaded as an
+   * oci-archive and as a docker-archive has two (compressed and plain
+   * layers), and stays one image with several names.
+   */
+  manifests?: Digest[];
+  /** repository@sha256:... where a registry gave or took it. */
+  repoDigests?: string[];
   created: string;
   /** When the record was made here. */
   loaded: string;
@@ -52,7 +61,7 @@ export class ImageStore {
   }
 
   private ensure() {
-    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers']) fs.mkdirSync(path.join(this.root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers', 'locks']) fs.mkdirSync(path.join(this.root, d), { recursive: true, mode: 0o700 });
   }
 
   blobPath(digest: string) {
@@ -141,13 +150,27 @@ export class ImageStore {
     }
   }
 
+  /** The image records; records of one id (from stores older than this rule) are merged. */
   records(): ImageRecord[] {
+    let raw: ImageRecord[];
     try {
-      return (JSON.parse(fs.readFileSync(path.join(this.root, 'images.json'), 'utf8')) as { images: ImageRecord[] }).images;
+      raw = (JSON.parse(fs.readFileSync(path.join(this.root, 'images.json'), 'utf8')) as { images: ImageRecord[] }).images;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new TsrunError(`read ${path.join(this.root, 'images.json')}: ${(e as Error).message}`);
     }
+    const byId = new Map<string, ImageRecord>();
+    for (const r of raw) {
+      const seen = byId.get(r.id);
+      if (!seen) {
+        byId.set(r.id, { ...r, manifests: [...new Set([r.manifestDigest, ...(r.manifests ?? [])])] });
+        continue;
+      }
+      seen.names = [...new Set([...seen.names, ...r.names])];
+      seen.manifests = [...new Set([...seen.manifests!, r.manifestDigest, ...(r.manifests ?? [])])];
+      seen.repoDigests = [...new Set([...(seen.repoDigests ?? []), ...(r.repoDigests ?? [])])];
+    }
+    return [...byId.values()];
   }
 
   private writeRecords(images: ImageRecord[]) {
@@ -157,8 +180,12 @@ export class ImageStore {
     fs.renameSync(tmp, file);
   }
 
-  /** Records an image (blobs already stored) under names, taking the names from any other image. */
-  addImage(manifestDigest: Digest, names: string[]): ImageRecord {
+  /**
+   * Records an image (blobs already stored) under names, taking the names
+   * from any other image. An image is its config: a second manifest for the
+   * same config joins the record already there.
+   */
+  addImage(manifestDigest: Digest, names: string[], opts: { repoDigest?: string } = {}): ImageRecord {
     const manifest = this.readJson<Manifest>(manifestDigest);
     const config = this.readJson<ImageConfig>(manifest.config.digest);
     for (const l of manifest.layers) if (!this.hasBlob(l.digest)) throw new TsrunError(`image ${manifestDigest}: layer blob ${l.digest} is missing`);
@@ -166,12 +193,14 @@ export class ImageStore {
     return this.locked(() => {
       const images = this.records();
       for (const other of images) other.names = other.names.filter((n) => !full.includes(n));
-      let rec = images.find((r) => r.manifestDigest === manifestDigest);
+      let rec = images.find((r) => r.id === manifest.config.digest);
       if (!rec) {
-        rec = { id: manifest.config.digest as Digest, names: [], manifestDigest, created: config.created ?? '', loaded: new Date().toISOString() };
+        rec = { id: manifest.config.digest as Digest, names: [], manifestDigest, manifests: [manifestDigest], created: config.created ?? '', loaded: new Date().toISOString() };
         images.push(rec);
       }
+      rec.manifests = [...new Set([...(rec.manifests ?? [rec.manifestDigest]), manifestDigest])];
       rec.names = [...new Set([...rec.names, ...full])];
+      if (opts.repoDigest) rec.repoDigests = [...new Set([...(rec.repoDigests ?? []), opts.repoDigest])];
       this.writeRecords(images.filter((r) => r.names.length > 0 || r === rec));
       return rec;
     });
@@ -182,7 +211,7 @@ export class ImageStore {
     const images = this.records();
     const id = text.startsWith('sha256:') ? text : `sha256:${text}`;
     if (/^sha256:[a-f0-9]{4,64}$/.test(id)) {
-      const byId = images.filter((r) => r.id.startsWith(id) || r.manifestDigest.startsWith(id));
+      const byId = images.filter((r) => r.id.startsWith(id) || (r.manifests ?? [r.manifestDigest]).some((m) => m.startsWith(id)));
       if (byId.length === 1) return byId[0];
       if (byId.length > 1) throw new TsrunError(`image id prefix "${text}" is ambiguous`);
     }
@@ -193,7 +222,7 @@ export class ImageStore {
       return undefined;
     }
     // name@sha256:... pins the manifest: the repository must be one of the image's.
-    if (ref.digest) return images.find((r) => r.manifestDigest === ref.digest && r.names.some((n) => n.startsWith(`${ref.repository}:`) || n.startsWith(`${ref.repository}@`)));
+    if (ref.digest) return images.find((r) => ((r.manifests ?? [r.manifestDigest]).includes(ref.digest as Digest) && r.names.some((n) => n.startsWith(`${ref.repository}:`) || n.startsWith(`${ref.repository}@`))) || (r.repoDigests ?? []).includes(`${ref.repository}@${ref.digest}`));
     const full = formatReference(ref);
     return images.find((r) => r.names.includes(full));
   }
@@ -206,16 +235,29 @@ export class ImageStore {
     return { record, manifest, config };
   }
 
-  removeImage(id: Digest) {
-    this.locked(() => this.writeRecords(this.records().filter((r) => r.id !== id)));
+  /** Drops an image's record (all its names); returns it. Its blobs and layers are the caller's to release. */
+  removeImage(id: Digest): ImageRecord | undefined {
+    return this.locked(() => {
+      const images = this.records();
+      const gone = images.find((r) => r.id === id);
+      this.writeRecords(images.filter((r) => r.id !== id));
+      return gone;
+    });
   }
 
-  untag(name: string) {
+  /** Removes one name; returns the record if that was its last name (the record is then gone). */
+  untag(name: string): ImageRecord | undefined {
     const full = formatReference(parseReference(name));
-    this.locked(() => {
+    return this.locked(() => {
       const images = this.records();
-      for (const r of images) r.names = r.names.filter((n) => n !== full);
-      this.writeRecords(images);
+      let emptied: ImageRecord | undefined;
+      for (const r of images) {
+        if (!r.names.includes(full)) continue;
+        r.names = r.names.filter((n) => n !== full);
+        if (!r.names.length) emptied = r;
+      }
+      this.writeRecords(images.filter((r) => r.names.length > 0));
+      return emptied;
     });
   }
 

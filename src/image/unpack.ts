@@ -105,17 +105,9 @@ export function decompressor(c: Compression): Transform {
   return new PassThrough();
 }
 
-/**
- * Passes a tar stream through up to its end-of-archive marker (two zero
- * blocks where a header is due) and no further: tar-stream skips zero
- * blocks and would read an endless input (/dev/zero) for ever. Entry data
- * is skipped by the header's size field, so no content is parsed here.
- */
-export class TarEnd extends Transform {
+/** The framing of a tar stream, header by header, to find its end-of-archive marker. */
+export class TarFramer {
   ended = false;
-  /** Past the end marker and a generous allowance for padding and a compressor's trailer: stop reading. */
-  finished = false;
-  private trailing = 0;
   private skip = 0;
   private header = Buffer.alloc(512);
   private filled = 0;
@@ -125,17 +117,16 @@ export class TarEnd extends Transform {
   private nextSize?: number;
   private globalSize?: number;
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+  /** How many bytes of chunk belong to the tar: all of it, or up to and with the end marker. */
+  take(chunk: Buffer): number {
     let at = 0;
     while (at < chunk.length && !this.ended) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - at);
-        const data = chunk.subarray(at, at + n);
         if (this.pax && this.pax.size < 1 << 20) {
-          this.pax.chunks.push(Buffer.from(data));
+          this.pax.chunks.push(Buffer.from(chunk.subarray(at, at + n)));
           this.pax.size += n;
         }
-        this.push(data);
         this.skip -= n;
         at += n;
         if (this.skip === 0 && this.pax) this.readPax();
@@ -147,12 +138,8 @@ export class TarEnd extends Transform {
       at += n;
       if (this.filled < 512) break;
       this.filled = 0;
-      this.push(Buffer.from(this.header));
       if (this.header.every((b) => b === 0)) {
-        if (++this.zeros === 2) {
-          this.ended = true;
-          this.push(null);
-        }
+        if (++this.zeros === 2) this.ended = true;
         continue;
       }
       this.zeros = 0;
@@ -168,11 +155,7 @@ export class TarEnd extends Transform {
       this.skip = Math.ceil(size / 512) * 512;
       if (this.skip === 0 && this.pax) this.readPax();
     }
-    if (this.ended) {
-      this.trailing += chunk.length - at;
-      if (this.trailing > 1 << 20) this.finished = true;
-    }
-    cb();
+    return at;
   }
 
   /** "LEN key=value\n" records: only size matters here. */
@@ -184,6 +167,39 @@ export class TarEnd extends Transform {
       else this.nextSize = Number(m[1]);
     }
     this.pax = undefined;
+  }
+}
+
+/**
+ * Passes a tar stream through up to its end-of-archive marker (two zero
+ * blocks where a header is due) and no further: tar-stream skips zero
+ * blocks and would read an endless input (/dev/zero) for ever. Entry data
+ * is skipped by the header's size (or its pax record's), so no content is
+ * parsed here.
+ */
+export class TarEnd extends Transform {
+  private readonly framer = new TarFramer();
+  /** Past the end marker and a generous allowance for padding and a compressor's trailer: stop reading. */
+  finished = false;
+  private trailing = 0;
+
+  get ended() {
+    return this.framer.ended;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    if (this.framer.ended) {
+      this.trailing += chunk.length;
+      if (this.trailing > 1 << 20) this.finished = true;
+      return cb();
+    }
+    const n = this.framer.take(chunk);
+    this.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    if (this.framer.ended) {
+      this.push(null);
+      this.trailing += chunk.length - n;
+    }
+    cb();
   }
 }
 
