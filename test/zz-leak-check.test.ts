@@ -42,6 +42,15 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
     }
   });
   t.same(monitors, [], 'no container monitors');
+  const servers = fs.readdirSync('/proc').filter((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return (cmd.includes('docker-registry') || cmd.includes('token-server.mjs')) && cmd.includes(TEST_BASE);
+    } catch {
+      return false;
+    }
+  });
+  t.same(servers, [], 'no registries or token servers');
   const probes = path.join(TEST_BASE, 'probe');
   t.same(fs.existsSync(probes) ? fs.readdirSync(probes) : [], [], 'no probe builds');
   // Without recursion: a test that failed may have left a tree deeper than the stack.

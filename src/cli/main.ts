@@ -29,6 +29,10 @@ import * as inspect from './inspect';
 import * as top from './top';
 import * as rename from './rename';
 import * as exited from './exited';
+import * as pull from './pull';
+import * as tag from './tag';
+import * as loginVerb from './login';
+import * as push from './push';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -40,7 +44,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

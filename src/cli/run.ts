@@ -7,6 +7,7 @@ import { parseBytes } from '../cgroup/resources';
 import { TsrunError } from '../errors';
 import type { ResourceFlags } from '../cgroup/resources';
 import { globals, reportExit, resourceOptions, traceSink } from './common';
+import { tlsVerify } from './pull';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -42,6 +43,9 @@ interface RunFlags extends ResourceFlags {
   sysctl?: string[];
   shmSize?: string;
   userns?: string;
+  pull?: string;
+  tlsVerify?: string;
+  authfile?: string;
   uidmap?: string[];
   gidmap?: string[];
 }
@@ -84,6 +88,9 @@ export function register(program: Command) {
     .option('--init', 'run a small init as pid 1 that forwards signals and reaps orphaned processes')
     .option('--log-opt <max-size=SIZE>', 'rotate the log of a detached container past SIZE (default 10m)', collect)
     .option('--network <mode>', 'none or host', 'none')
+    .option('--pull <policy>', 'missing (pull an image the store lacks), always, or never', 'missing')
+    .option('--tls-verify <bool>', 'for a pull: false allows https without certificate checks and plain http')
+    .option('--authfile <file>', 'for a pull: credentials in Docker\'s config format')
     .option('--cap-add <cap>', 'add a capability (NET_ADMIN or CAP_NET_ADMIN; ALL for every one)', collect)
     .option('--cap-drop <cap>', 'drop a capability (ALL for every one)', collect)
     .option('--privileged', 'every capability and host device, no seccomp filter, no masked or read-only paths')
@@ -141,6 +148,8 @@ export function register(program: Command) {
         forwardSignals: true,
         resources: opts,
         userns: { userns: opts.userns, uidmap: opts.uidmap, gidmap: opts.gidmap },
+        pull: opts.pull as 'missing' | 'always' | 'never',
+        registry: { tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile },
         security: { capAdd: opts.capAdd, capDrop: opts.capDrop, privileged: opts.privileged, securityOpt: opts.securityOpt, devices: opts.device, groupAdd: opts.groupAdd, ulimits: opts.ulimit, sysctls: opts.sysctl, shmSize: opts.shmSize },
         tty: opts.tty,
         restart: opts.restart,

@@ -23,6 +23,7 @@ export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
 import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
 import { applySecurity, type SecurityFlags } from '../security/run-options';
 import { applyUserns, type UsernsFlags } from '../security/userns';
+import { pullImage, type RegistryOptions } from '../registry/pull';
 
 export interface ImageRunOptions {
   image: string;
@@ -42,6 +43,10 @@ export interface ImageRunOptions {
   network?: string;
   /** Image store (default /var/lib/tsrun or TSRUN_STORAGE). */
   storage?: string;
+  /** --pull: missing (the default) pulls an image the store lacks, always pulls first, never does not. */
+  pull?: 'missing' | 'always' | 'never';
+  /** Credentials, certificates and TLS checks for such a pull. */
+  registry?: RegistryOptions;
   /** Runtime state root (default /run/tsrun). */
   root?: string;
   trace?: (line: string) => void;
@@ -142,6 +147,20 @@ function takenIdRanges(registry: Registry): { start: number; count: number }[] {
   return out;
 }
 
+/** The image to run by --pull's rule: what the store has, or what a pull just brought (by id: a short name may have come from a search registry). */
+async function pullIfNeeded(store: ImageStore, opts: ImageRunOptions): Promise<string> {
+  const policy = opts.pull ?? 'missing';
+  if (!['missing', 'always', 'never'].includes(policy)) throw new TsrunError(`--pull ${policy}: use missing, always or never`);
+  if (policy === 'never' || (policy === 'missing' && store.find(opts.image))) return opts.image;
+  const log = opts.registry?.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  try {
+    return (await pullImage(store, opts.image, { ...opts.registry, log })).record.id;
+  } catch (e) {
+    if (policy === 'always' || !(e instanceof TsrunError)) throw e;
+    throw new TsrunError(`image "${opts.image}" not found in ${store.root}, and pulling it failed: ${e.message}`);
+  }
+}
+
 /** Docker's --restart: no, on-failure[:N], always, unless-stopped. */
 export function parseRestartPolicy(v: string | undefined): RestartPolicy {
   if (!v || v === 'no') return { name: 'no', maximumRetryCount: 0 };
@@ -163,7 +182,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const restartPolicy = parseRestartPolicy(opts.restart);
   if (restartPolicy.name !== 'no' && opts.rm) throw new TsrunError('--restart and --rm cannot be used together: a removed container cannot restart');
   if (opts.name !== undefined) checkName(opts.name);
-  const img = store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : opts.image);
+  const img = store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : await pullIfNeeded(store, opts));
   const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
   const layers = await imageLayers(store, img, opts.trace);
   const lowerTopFirst = layers.map((l) => l.dir);

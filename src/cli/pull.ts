@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { ImageStore } from '../image/store';
+import { pullImage } from '../registry/pull';
+import { globals } from './common';
+
+/** --tls-verify=false|true as commander gives it. */
+export function tlsVerify(v: string | boolean | undefined): boolean | undefined {
+  if (v === undefined) return undefined;
+  return !(v === false || v === 'false');
+}
+
+export function register(program: Command) {
+  program
+    .command('pull')
+    .description('pull an image from a registry into the store')
+    .argument('<image>', 'registry/name[:tag] or name@sha256:...')
+    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index (default: this host\'s)')
+    .option('--tls-verify <bool>', 'false: https without certificate checks, falling back to plain http')
+    .option('--authfile <file>', 'credentials in Docker\'s config format (default: REGISTRY_AUTH_FILE, podman\'s auth.json, ~/.docker/config.json)')
+    .option('--cert-dir <dir>', 'CA certificates (*.crt) and client certificate (*.cert, *.key) to use instead of certs.d\'s')
+    .option('-q, --quiet', 'print only the image id')
+    .action(async (image: string, opts: { platform?: string; tlsVerify?: string; authfile?: string; certDir?: string; quiet?: boolean }, cmd: Command) => {
+      const store = new ImageStore(globals(cmd).storage);
+      const log = opts.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+      const pulled = await pullImage(store, image, { platform: opts.platform, tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, certDir: opts.certDir, log });
+      if (opts.quiet) process.stdout.write(`${pulled.record.id}\n`);
+      else process.stdout.write(`${pulled.name}\nDigest: ${pulled.digest}\n${pulled.record.id}\n`);
+    });
+}
