@@ -68,6 +68,34 @@ async function tokenServer(dir: string, users: Record<string, { password: string
   };
 }
 
+/** A registry that gives the answers a test wrote (test/fixtures/hostile-registry.mjs), for what a real one would refuse to store. */
+export async function startHostileRegistry(answers: Record<string, { status: number; headers?: Record<string, string>; body: string }>): Promise<{ host: string; asked(): string[]; close(): Promise<void> }> {
+  const dir = path.join(TEST_BASE, 'registries', `${process.pid}-${++counter}`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'answers.json'), JSON.stringify(answers));
+  const log = path.join(dir, 'asked');
+  fs.writeFileSync(log, '');
+  const child = spawn('setpriv', ['--pdeathsig', 'KILL', process.execPath, path.join(__dirname, 'fixtures', 'hostile-registry.mjs'), path.join(dir, 'answers.json'), log], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`hostile registry exited ${code}`)));
+  });
+  return {
+    host: `127.0.0.1:${port}`,
+    asked: () => fs.readFileSync(log, 'utf8').split('\n').filter(Boolean),
+    close: () =>
+      new Promise<void>((r) => {
+        const done = () => {
+          fs.rmSync(dir, { recursive: true, force: true });
+          r();
+        };
+        if (child.exitCode !== null) return done();
+        child.once('exit', done);
+        child.kill('SIGKILL');
+      }),
+  };
+}
+
 export interface RegistryOptions {
   auth?: 'htpasswd' | 'token';
   users?: Record<string, { password: string; actions: string[] }>;

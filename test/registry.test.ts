@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { busyboxImage, busyboxRootfs, CLI, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { gzip, makeTar, sha } from './images';
-import { haveRegistry, startRegistry, type Registry } from './registry-server';
+import { haveRegistry, startHostileRegistry, startRegistry, type Registry } from './registry-server';
 
 const root = stateRoot('registry');
 const base = path.join(TEST_BASE, `registry-${process.pid}`);
@@ -268,4 +268,34 @@ t.test('run pulls what the store lacks (--pull missing), always, or never', { sk
   t.equal(r.status, 0, r.stderr);
   t.match(r.stderr, /already here/, '--pull always asks the registry again');
   oneLine(t, ts(newStore(), ['run', '--rm', 'alpine', 'true']), /image "alpine" not found .*pulling it failed: registry docker\.io: blocked by registries\.conf/, 'a short name goes to Docker Hub, blocked here');
+});
+
+t.test('a hostile registry: descriptors that are not sha256 names, a manifest that is not its digest; refused, nothing written', { skip }, async (t) => {
+  const cfg = JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } });
+  const oci = 'application/vnd.oci.image.manifest.v1+json';
+  const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(cfg), size: cfg.length };
+  const manifest = (layers: unknown[], config: unknown = configDesc) => JSON.stringify({ schemaVersion: 2, mediaType: oci, config, layers });
+  const answer = (type: string, body: string, headers: Record<string, string> = {}) => ({ status: 200, headers: { 'content-type': type, ...headers }, body });
+  const nosize = manifest([{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha('x') }]);
+  const reg = await startHostileRegistry({
+    '/v2/': answer('application/json', '{}'),
+    '/v2/evil/img/manifests/traversal': answer(oci, manifest([{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: 'sha256:../../../../etc/passwd', size: 10 }])),
+    '/v2/evil/img/manifests/nosize': answer(oci, nosize),
+    '/v2/evil/img/manifests/badconfig': answer(oci, manifest([], { ...configDesc, digest: `sha512:${'a'.repeat(128)}` })),
+    '/v2/evil/img/manifests/index': answer('application/vnd.oci.image.index.v1+json', JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: oci, digest: 'sha256:/../../x', size: 2, platform: { os: 'linux', architecture: 'amd64' } }] })),
+    // A body that is not the digest the pull pinned, whatever the header says.
+    [`/v2/evil/img/manifests/${sha('pinned')}`]: answer(oci, nosize, { 'docker-content-digest': sha('pinned') }),
+  });
+  t.teardown(() => reg.close());
+  const store = newStore();
+  const img = `${reg.host}/evil/img`;
+  oneLine(t, ts(store, ['pull', `${img}:traversal`]), /manifest sha256:[a-f0-9]{64} has a descriptor without a sha256 digest and a size/, 'a layer digest that walks out of the store');
+  oneLine(t, ts(store, ['pull', `${img}:nosize`]), /has a descriptor without a sha256 digest and a size/, 'a layer without a size');
+  oneLine(t, ts(store, ['pull', `${img}:badconfig`]), /has a descriptor without a sha256 digest and a size/, 'a config digest of another algorithm');
+  oneLine(t, ts(store, ['pull', `${img}:index`]), /index sha256:[a-f0-9]{64} has an entry without a sha256 digest/, 'an index entry that walks out of the store');
+  oneLine(t, ts(store, ['pull', `${img}@${sha('pinned')}`]), /does not match/, 'a manifest that is not the digest pinned');
+  t.notOk(reg.asked().some((u) => u.includes('/blobs/')), 'no blob was asked for');
+  const list = (d: string) => (fs.existsSync(d) ? fs.readdirSync(d) : []);
+  t.same(list(path.join(store, 'blobs', 'sha256')), [], 'no blob written');
+  t.same(list(path.join(store, 'tmp')), [], 'nothing half-made');
 });

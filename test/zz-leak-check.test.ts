@@ -45,7 +45,7 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   const servers = fs.readdirSync('/proc').filter((p) => {
     try {
       const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      return (cmd.includes('docker-registry') || cmd.includes('token-server.mjs')) && cmd.includes(TEST_BASE);
+      return (cmd.includes('docker-registry') || cmd.includes('token-server.mjs') || cmd.includes('hostile-registry.mjs')) && cmd.includes(TEST_BASE);
     } catch {
       return false;
     }

@@ -182,6 +182,7 @@ async function pullFrom(store: ImageStore, repo: Repository, ref: ImageRef, opts
   if (top.mediaType === MEDIA.ociIndex || top.mediaType === MEDIA.dockerManifestList) {
     const want = parsePlatform(opts.platform);
     const index = JSON.parse(top.bytes.toString('utf8')) as Index;
+    if (!Array.isArray(index.manifests) || !index.manifests.every((m) => typeof m === 'object' && m !== null && typeof m.digest === 'string' && /^sha256:[a-f0-9]{64}$/.test(m.digest))) throw new TsrunError(`pull ${repo.name}: index ${top.digest} has an entry without a sha256 digest`);
     const pick = choosePlatform(index, want);
     if (!pick) throw new TsrunError(`pull ${repo.name}: no image for ${want.os}/${want.architecture}${want.variant ? `/${want.variant}` : ''} in its index (it has ${index.manifests.map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : '?')).join(', ')})`);
     chosen = await repo.manifest(pick.digest);
@@ -190,6 +191,10 @@ async function pullFrom(store: ImageStore, repo: Repository, ref: ImageRef, opts
   if (chosen.mediaType !== MEDIA.ociManifest && chosen.mediaType !== MEDIA.dockerManifest && chosen.mediaType !== '') throw new TsrunError(`pull ${repo.name}: unsupported manifest media type ${chosen.mediaType}`);
   const manifest = JSON.parse(chosen.bytes.toString('utf8')) as Manifest;
   if (!manifest.config?.digest || !Array.isArray(manifest.layers)) throw new TsrunError(`pull ${repo.name}: manifest ${chosen.digest} lacks a config or layers`);
+  // Every descriptor names a blob this store will hold by that name: sha256 form and a size, or refused here.
+  for (const d of [manifest.config, ...manifest.layers]) {
+    if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) throw new TsrunError(`pull ${repo.name}: manifest ${chosen.digest} has a descriptor without a sha256 digest and a size: ${JSON.stringify(d).slice(0, 200)}`);
+  }
   const log = opts.log ?? (() => {});
   // The config: small, read whole, checked.
   if (!store.hasBlob(manifest.config.digest)) {
