@@ -296,14 +296,27 @@ export async function killCgroups(placement: CgroupPlacement) {
   throw new TsrunError(`processes are still running in ${placement.dirs[0]} after 5 s of SIGKILL`);
 }
 
-/** Removes the directories the container made, deepest first; shared parents stay while in use. */
-export function removeCgroups(placement: CgroupPlacement) {
+/**
+ * Removes the directories the container made, deepest first; shared parents
+ * stay while in use. The container's own directory can be busy a moment
+ * after its last process is killed (a task not yet reaped still counts):
+ * that is waited for, and reported if it lasts, never left behind silently.
+ */
+export async function removeCgroups(placement: CgroupPlacement) {
+  const own = new Set(placement.dirs);
   for (const dir of [...new Set(placement.created)].sort((a, b) => b.length - a.length)) {
-    try {
-      fs.rmdirSync(dir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'EBUSY' && code !== 'ENOTEMPTY') throw new TsrunError(`remove cgroup ${dir}: ${code}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.rmdirSync(dir);
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY' && code !== 'ENOTEMPTY') throw new TsrunError(`remove cgroup ${dir}: ${code}`);
+        if (!own.has(dir)) break; // a shared parent that another container still uses
+        if (attempt >= 200) throw new TsrunError(`remove cgroup ${dir}: ${code} 2 s after its last process was killed (${cgroupPids(dir).length} process(es) listed in it)`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
     }
   }
 }

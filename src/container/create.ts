@@ -285,7 +285,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     }
     try {
       await killCgroups(placement);
-      removeCgroups(placement);
+      // The error that got us here is the one to report.
+      await removeCgroups(placement).catch(() => {});
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -49,7 +49,7 @@ export async function deleteContainer(id: string, opts: { force?: boolean; root?
       // Whatever the container left running (it may not have had a PID namespace,
       // or its create was killed before recording its pid) goes with it.
       await killCgroups(cgroup);
-      removeCgroups(cgroup);
+      await removeCgroups(cgroup);
     }
     store.remove(id);
   });

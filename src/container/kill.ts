@@ -27,6 +27,10 @@ export function signalProcess(pid: number, startTime: string, signal: number): b
     if (processStartTime(pid) !== startTime) return false;
     native().pidfdSendSignal(pidfd, signal);
     return true;
+  } catch (e) {
+    // It exited between the check and the signal.
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw e;
   } finally {
     fs.closeSync(pidfd);
   }
