@@ -63,7 +63,7 @@ t.test('a long-running server: run -d, ps, logs -f, exec, stop, rm', { skip: nee
   t.match(id, /^[0-9a-f]{64}$/, 'run -d prints the id');
 
   const ps = ts(['ps']).stdout;
-  t.match(ps, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+NAMES$/m);
+  t.match(ps, /^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$/m);
   t.match(ps, new RegExp(`^${id.slice(0, 12)}\\s+${image.replace('.', '\\.')}\\s+.*Up .*\\sweb$`, 'm'), 'ps lists it, running');
   t.equal(ts(['ps', '-q']).stdout, `${id.slice(0, 12)}\n`);
   t.match(JSON.parse(ts(['ps', '--format', 'json']).stdout), { ID: id, Names: 'web', State: 'running' });

@@ -33,6 +33,7 @@ import * as pull from './pull';
 import * as tag from './tag';
 import * as loginVerb from './login';
 import * as push from './push';
+import * as network from './network';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -41,11 +42,17 @@ export function buildProgram(): Command {
     .option('--root <dir>', 'state directory for containers', process.env.TSRUN_ROOT ?? '/run/tsrun')
     .option('--storage <dir>', 'image store', process.env.TSRUN_STORAGE ?? '/var/lib/tsrun')
     .option('--trace', 'print each setup step, with what it does and why, as it runs')
+    .option('--cni-path <dirs>', 'where CNI plugins are (colon-separated; default CNI_PATH, else /usr/lib/cni:/opt/cni/bin)')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
+  // The environment carries it to every CNI call, the monitor's clean-up too.
+  program.hook('preAction', () => {
+    const dirs = program.opts().cniPath as string | undefined;
+    if (dirs) process.env.CNI_PATH = dirs;
+  });
   return program;
 }
 

@@ -29,11 +29,11 @@ export function register(program: Command) {
         return;
       }
       if (opts.format === 'json') {
-        process.stdout.write(rows.map((r) => JSON.stringify({ ID: r.id, Names: r.name, Image: r.image, Command: r.command, CreatedAt: r.created, State: r.status, Status: r.statusText, ExitCode: r.exitCode, Pid: r.pid })).join('\n') + (rows.length ? '\n' : ''));
+        process.stdout.write(rows.map((r) => JSON.stringify({ ID: r.id, Names: r.name, Image: r.image, Command: r.command, CreatedAt: r.created, State: r.status, Status: r.statusText, ExitCode: r.exitCode, Pid: r.pid, Ports: r.ports })).join('\n') + (rows.length ? '\n' : ''));
         return;
       }
       const cmdText = (c: string) => JSON.stringify(opts.trunc && c.length > 20 ? c.slice(0, 19) + '…' : c);
-      printTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], ...rows.map((r) => [id(r.id), r.image, cmdText(r.command), `${humanAgo(r.created)}`, r.statusText, r.name])]);
+      printTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'], ...rows.map((r) => [id(r.id), r.image, cmdText(r.command), `${humanAgo(r.created)}`, r.statusText, r.ports, r.name])]);
     });
 }
 

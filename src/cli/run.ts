@@ -3,6 +3,7 @@ import path = require('node:path');
 import { runContainer } from '../container/run';
 import { readBundleSpec } from '../container/create';
 import { runImage, runImageDetached } from '../container/run-image';
+import type { NetworkFlags } from '../network/run-options';
 import { parseBytes } from '../cgroup/resources';
 import { TsrunError } from '../errors';
 import type { ResourceFlags } from '../cgroup/resources';
@@ -11,7 +12,7 @@ import { tlsVerify } from './pull';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface RunFlags extends ResourceFlags {
+interface RunFlags extends ResourceFlags, Omit<NetworkFlags, 'network'> {
   bundle?: string;
   pidFile?: string;
   newKeyring?: boolean;
@@ -87,7 +88,16 @@ export function register(program: Command) {
     .option('--restart <policy>', 'no, on-failure[:N], always or unless-stopped (detached containers)')
     .option('--init', 'run a small init as pid 1 that forwards signals and reaps orphaned processes')
     .option('--log-opt <max-size=SIZE>', 'rotate the log of a detached container past SIZE (default 10m)', collect)
-    .option('--network <mode>', 'none or host', 'none')
+    .option('--network <mode>', 'none, host, bridge, a network\'s name (network create), or container:NAME (default: none, or bridge with -p/-P)')
+    .option('-p, --publish <[ip:][hostPort:]port[/proto]>', 'publish a container port on the host (bridge and user networks)', collect)
+    .option('-P, --publish-all', 'publish every port the image EXPOSEs on a random host port')
+    .option('--network-alias <name>', 'another name the container has on its user network', collect)
+    .option('--ip <address>', 'the container\'s IPv4 address on its user network')
+    .option('--mac-address <mac>', 'the container\'s MAC address')
+    .option('--dns <ip>', 'a nameserver for /etc/resolv.conf (replaces the host\'s)', collect)
+    .option('--dns-search <domain>', 'a search domain for /etc/resolv.conf', collect)
+    .option('--dns-option <opt>', 'an options line entry for /etc/resolv.conf', collect)
+    .option('--add-host <name:ip>', 'a line in /etc/hosts', collect)
     .option('--pull <policy>', 'missing (pull an image the store lacks), always, or never', 'missing')
     .option('--tls-verify <bool>', 'for a pull: false allows https without certificate checks and plain http')
     .option('--authfile <file>', 'for a pull: credentials in Docker\'s config format')
@@ -142,6 +152,7 @@ export function register(program: Command) {
         tmpfs: opts.tmpfs,
         interactive: opts.interactive,
         network: opts.network,
+        networking: { publish: opts.publish, publishAll: opts.publishAll, networkAlias: opts.networkAlias, ip: opts.ip, macAddress: opts.macAddress, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOption: opts.dnsOption, addHost: opts.addHost },
         storage: g.storage,
         root: g.root,
         trace: traceSink(g),

@@ -9,6 +9,7 @@ import type { ContainerInfo, Registry } from './registry';
 import { startContainer } from './start';
 import { isAlive, type ContainerRecord } from './store';
 import { TsrunError } from '../errors';
+import { connectNetworks, disconnectNetworks } from '../network/attach';
 
 export interface DetachedStartOptions {
   trace?: (line: string) => void;
@@ -26,6 +27,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
   if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
   fs.rmSync(registry.file(id, 'exit.json'), { force: true });
   const bundle = registry.containerDir(id);
+  await connectNetworks(registry, info);
   const created = await createContainer({
     id,
     bundle,
@@ -44,6 +46,9 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
       holdStdin: info.config.openStdin && !info.config.tty,
       exitCommand: exitCommand(registry, id),
     },
+  }).catch(async (e) => {
+    await disconnectNetworks(registry, id).catch(() => {});
+    throw e;
   });
   // Recorded before it can run, so the monitor's clean-up finds this run's pid.
   info.state = { ...info.state, pid: created.record.pid, startedAt: new Date().toISOString(), finishedAt: '', error: '', manuallyStopped: false, restarting: false, oomKilled: false };
@@ -56,6 +61,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
     const rt = registry.runtimeRecord(id);
     await deleteContainer(id, { root: registry.runtime.root, force: true });
     if (rt) await monitorRecorded(registry, id, rt);
+    await disconnectNetworks(registry, id).catch(() => {});
     info.state = { ...info.state, finishedAt: new Date().toISOString(), exitCode: e instanceof TsrunError ? e.exitCode : 125, error: (e as Error).message };
     registry.write(info);
     throw e;

@@ -3,6 +3,7 @@
 // container.json, kills what the container left in its cgroup, removes the
 // runtime state, and then carries out --rm or the restart policy.
 import { oomKills } from '../cgroup/placement';
+import { disconnectNetworks } from '../network/attach';
 import { deleteContainer } from './delete';
 import { startDetached } from './detached';
 import type { ContainerInfo, Registry } from './registry';
@@ -43,6 +44,7 @@ export async function containerExited(registry: Registry, id: string): Promise<v
     // Written before the runtime state goes, so `wait` never sees an end without its status.
     registry.write(info);
     await deleteContainer(id, { root: registry.runtime.root, force: true });
+    await disconnectNetworks(registry, id);
     if (info.hostConfig.autoRemove && !restart) removeContainerFiles(registry, info);
   });
   if (!restart) return;

@@ -1,5 +1,7 @@
 // inspect and ps: what a container is and how it is doing, in Docker's
 // shapes, with every state checked against the live processes.
+import { networkSettings, readNetworkState } from '../network/attach';
+import { formatBinding, portBindings } from '../network/ports';
 import fs = require('node:fs');
 import path = require('node:path');
 import type { Spec } from '../spec/types';
@@ -17,6 +19,8 @@ export interface ContainerSummary {
   exitCode: number;
   pid: number;
   error: string;
+  /** Docker's PORTS column: 127.0.0.1:8080->80/tcp, ... */
+  ports: string;
 }
 
 /** "5 seconds", "3 minutes", "2 hours", "4 days" (Docker's rounding, roughly). */
@@ -56,7 +60,7 @@ function commandOf(info: ContainerInfo): string {
 
 export function summarize(registry: Registry, info: ContainerInfo): ContainerSummary {
   const live = registry.live(info);
-  return { id: info.id, name: info.name, image: info.image, command: commandOf(info), created: info.created, status: live.status, statusText: statusText(live), exitCode: live.exitCode, pid: live.pid, error: live.error };
+  return { id: info.id, name: info.name, image: info.image, command: commandOf(info), created: info.created, status: live.status, statusText: statusText(live), exitCode: live.exitCode, pid: live.pid, error: live.error, ports: live.running ? (readNetworkState(registry, info.id)?.ports ?? []).map(formatBinding).join(', ') : '' };
 }
 
 export interface PsFilter {
@@ -136,6 +140,7 @@ export function inspectContainer(registry: Registry, id: string) {
       RestartPolicy: { Name: info.hostConfig.restartPolicy.name, MaximumRetryCount: info.hostConfig.restartPolicy.maximumRetryCount },
       ReadonlyRootfs: info.hostConfig.readOnly,
       NetworkMode: info.hostConfig.network,
+      PortBindings: portBindings(info.hostConfig.networking?.ports ?? []),
       Binds: info.hostConfig.binds,
       Tmpfs: info.hostConfig.tmpfs,
       Init: info.hostConfig.init,
@@ -151,6 +156,7 @@ export function inspectContainer(registry: Registry, id: string) {
       LogConfig: { Type: 'cri', Config: { 'max-size': String(info.hostConfig.logMaxBytes) } },
       Resources: spec?.linux?.resources ?? {},
     },
+    NetworkSettings: networkSettings(registry, info),
     GraphDriver: { Name: 'overlay', Data: { LowerDir: info.overlay.lowerdirs.map((l) => (path.isAbsolute(l) ? l : path.join(registry.images.root, l))).join(':'), UpperDir: info.overlay.upperdir, WorkDir: info.overlay.workdir } },
     Mounts: (spec?.mounts ?? []).filter((m) => m.type === 'bind' && !['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/init'].includes(m.destination)).map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination, RW: !(m.options ?? []).includes('ro') })),
     Config: {

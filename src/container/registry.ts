@@ -4,6 +4,7 @@
 // and the monitor's exit.json), so it survives a reboot; names are
 // symlinks names/NAME -> ID, claimed atomically. Its live process, while
 // there is one, is a runtime container of the same id under --root.
+import type { NetworkRequest } from '../network/attach';
 import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
@@ -49,7 +50,10 @@ export interface ContainerInfo {
     restartPolicy: RestartPolicy;
     logMaxBytes: number;
     readOnly: boolean;
+    /** Docker's NetworkMode: none, host, bridge, a network's name, container:ID. */
     network: string;
+    /** The networks joined at each start, ports, addresses (bridge and user networks). */
+    networking?: NetworkRequest;
     binds: string[];
     tmpfs: string[];
     init: boolean;

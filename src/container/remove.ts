@@ -2,17 +2,20 @@
 // writable layer, log, name). -f kills it first.
 import fs = require('node:fs');
 import { TsrunError } from '../errors';
+import { disconnectNetworks } from '../network/attach';
 import { deleteContainer } from './delete';
 import { exitsWithin, signalProcess } from './kill';
 import { thawIfFrozen } from './stop';
 import type { Registry } from './registry';
 import { monitorRecorded } from './detached';
+import { isAlive } from './store';
 import { removeContainerDir, removeContainerFiles } from './run-image';
 
 export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
   if (!registry.isManaged(id) && fs.existsSync(registry.containerDir(id))) {
     // A run killed between making the directory and writing its record.
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
+    await disconnectNetworks(registry, id);
     removeContainerDir(registry.containerDir(id));
     return;
   }
@@ -36,8 +39,13 @@ export async function removeContainer(registry: Registry, id: string, opts: { fo
         await monitorRecorded(registry, id, rt);
       }
     }
+    // A process that has just died (killed by an rm that was itself killed, say) is
+    // a zombie until its monitor reaps it and records the exit: wait for that.
+    const rt = registry.runtimeRecord(id);
+    if (rt?.pid && !isAlive(rt.pid, rt.pidStartTime)) await monitorRecorded(registry, id, rt);
     // The runtime's state and cgroups (whatever a dead create or monitor left too).
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
+    await disconnectNetworks(registry, id);
     removeContainerFiles(registry, info);
   });
 }

@@ -24,6 +24,9 @@ import { resourcesFromFlags, type ResourceFlags } from '../cgroup/resources';
 import { applySecurity, type SecurityFlags } from '../security/run-options';
 import { applyUserns, type UsernsFlags } from '../security/userns';
 import { pullImage, type RegistryOptions } from '../registry/pull';
+import { deleteContainer } from './delete';
+import { checkAlias, networkFromFlags, type NetworkFlags } from '../network/run-options';
+import { connectNetworks, disconnectNetworks } from '../network/attach';
 
 export interface ImageRunOptions {
   image: string;
@@ -41,6 +44,8 @@ export interface ImageRunOptions {
   tmpfs?: string[];
   interactive?: boolean;
   network?: string;
+  /** --publish, --network-alias, --ip, --dns and the rest of the network flags (network: as --network). */
+  networking?: NetworkFlags;
   /** Image store (default /var/lib/tsrun or TSRUN_STORAGE). */
   storage?: string;
   /** --pull: missing (the default) pulls an image the store lacks, always pulls first, never does not. */
@@ -116,23 +121,6 @@ export function overlayFor(store: ImageStore, layers: LayerInfo[], dir: string):
   return { lowerdirs: layers.map((l) => `l/${l.link}`), upperdir, workdir, cwd: store.root };
 }
 
-function hostsFile(network: string): string {
-  if (network === 'host') return fs.readFileSync('/etc/hosts', 'utf8');
-  return '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n';
-}
-
-function resolvConf(network: string): string {
-  let text = '';
-  try {
-    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
-  } catch {
-    return '';
-  }
-  // Loopback resolvers of the host are unreachable from another network namespace.
-  if (network !== 'host') text = text.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l)).join('\n');
-  return text;
-}
-
 /** Host id ranges the user namespaces of this registry's containers hold, running or not: their files are owned so. */
 function takenIdRanges(registry: Registry): { start: number; count: number }[] {
   const out: { start: number; count: number }[] = [];
@@ -177,8 +165,6 @@ export function parseRestartPolicy(v: string | undefined): RestartPolicy {
 export async function createImageContainer(opts: ImageRunOptions): Promise<{ registry: Registry; info: ContainerInfo }> {
   const registry = new Registry(opts.storage, opts.root);
   const store = registry.images;
-  const network = opts.network ?? 'none';
-  if (network !== 'none' && network !== 'host') throw new TsrunError(`--network ${network}: only "none" and "host" are supported`);
   const restartPolicy = parseRestartPolicy(opts.restart);
   if (restartPolicy.name !== 'no' && opts.rm) throw new TsrunError('--restart and --rm cannot be used together: a removed container cannot restart');
   if (opts.name !== undefined) checkName(opts.name);
@@ -191,8 +177,13 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const id = registry.newId();
   const name = opts.name ?? registry.generateName();
   const dir = registry.containerDir(id);
+  const net = networkFromFlags(registry, id, { ...opts.networking, network: opts.network ?? opts.networking?.network }, Object.keys(img.config.config?.ExposedPorts ?? {}));
+  const network = net.namespace === 'host' ? 'host' : 'none';
+  if (opts.hostname !== undefined) checkAlias(opts.hostname, '--hostname');
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));
-  const etcFiles = { hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(dir, 'resolv.conf') };
+  // container:NAME shares the other's /etc/hosts and /etc/resolv.conf, as Docker does.
+  const etcDir = net.shareEtcOf ? registry.containerDir(net.shareEtcOf) : dir;
+  const etcFiles = { hosts: path.join(etcDir, 'hosts'), hostname: path.join(dir, 'hostname'), resolvConf: path.join(etcDir, 'resolv.conf') };
   const settings: ImageRunSettings = {
     args: opts.args ?? [],
     entrypoint: opts.entrypoint,
@@ -203,6 +194,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     volumes: opts.volumes ?? [],
     tmpfs: opts.tmpfs ?? [],
     network,
+    netnsPath: typeof net.namespace === 'object' ? net.namespace.path : undefined,
     etcFiles,
     tty: !!opts.tty,
     init: opts.init ? INIT_PATH : undefined,
@@ -248,7 +240,8 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       restartPolicy,
       logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES,
       readOnly: !!opts.readOnly,
-      network,
+      network: net.mode,
+      ...(net.request ? { networking: net.request } : {}),
       binds: opts.volumes ?? [],
       tmpfs: opts.tmpfs ?? [],
       init: !!opts.init,
@@ -297,9 +290,11 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       fs.mkdirSync(host, { recursive: true });
     }
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
-    fs.writeFileSync(etcFiles.hosts, hostsFile(network));
+    if (!net.shareEtcOf) {
+      fs.writeFileSync(etcFiles.hosts, net.hosts);
+      fs.writeFileSync(etcFiles.resolvConf, net.resolvConf);
+    }
     fs.writeFileSync(etcFiles.hostname, hostname + '\n');
-    fs.writeFileSync(etcFiles.resolvConf, resolvConf(network));
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(spec, null, 2) + '\n', { mode: 0o600 });
     if (info.hostConfig.userns) {
       // The container's root is an unprivileged host id that must reach its
@@ -325,7 +320,9 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
   const { registry, info } = await createImageContainer(opts);
   const id = info.id;
   let started = false;
+  let failure: unknown;
   try {
+    await connectNetworks(registry, info);
     const exitCode = await runContainer({
       id,
       bundle: registry.containerDir(id),
@@ -347,9 +344,18 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
       },
     });
     return exitCode;
+  } catch (e) {
+    failure = e;
+    throw e;
   } finally {
-    // --rm, or a container that never ran, is not kept.
-    if (opts.rm || !started) removeContainerFiles(registry, info);
+    // Its processes are gone (runContainer has deleted it): its networks go, then --rm, or a container that never ran, is not kept.
+    // A failed undo keeps the container (rm -f tries again), and never hides the error that ended the run.
+    try {
+      await disconnectNetworks(registry, id);
+      if (opts.rm || !started) removeContainerFiles(registry, info);
+    } catch (e) {
+      if (failure === undefined) throw e;
+    }
   }
 }
 
@@ -360,8 +366,16 @@ export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
     try {
       await startDetached(registry, info, { trace: opts.trace });
     } catch (e) {
-      // A run -d that failed leaves nothing (startDetached has removed its runtime state).
-      removeContainerFiles(registry, info);
+      // A run -d that failed leaves nothing. Its runtime state goes first (startDetached
+      // removes it, unless that failed too): the record is dropped only once nothing of
+      // the run is left that only it could find, else rm -f finds and removes both.
+      try {
+        if (registry.runtime.exists(info.id)) await deleteContainer(info.id, { root: registry.runtime.root, force: true });
+        await disconnectNetworks(registry, info.id);
+        removeContainerFiles(registry, info);
+      } catch {
+        /* kept for rm -f: the first error is the one to report */
+      }
       throw e;
     }
   });

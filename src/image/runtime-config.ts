@@ -56,6 +56,8 @@ export interface ImageRunSettings {
   /** --tmpfs PATH[:opts] */
   tmpfs: string[];
   network: 'none' | 'host';
+  /** A network namespace made beforehand (bridge and user networks, container:NAME), joined by path. */
+  netnsPath?: string;
   /** Host files bound over /etc/hosts, /etc/hostname, /etc/resolv.conf. */
   etcFiles: { hosts: string; hostname: string; resolvConf: string };
   /** -t: the process gets a terminal. */
@@ -148,7 +150,7 @@ export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRu
     ...(s.init ? [{ destination: INIT_IN_CONTAINER, type: 'bind', source: s.init, options: ['bind', 'ro', 'nosuid', 'nodev'] }] : []),
   ];
   const namespaces: Spec['linux'] = {
-    namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }, ...(s.network === 'none' ? [{ type: 'network' as const }] : [])],
+    namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }, ...(s.netnsPath ? [{ type: 'network' as const, path: s.netnsPath }] : s.network === 'none' ? [{ type: 'network' as const }] : [])],
   };
   return {
     ociVersion: '1.0.2',

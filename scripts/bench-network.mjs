@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// npm run bench (fifth part): what a network costs.
+//  - start+exit of `run --rm busybox true` with --network bridge and with
+//    --network none, tsrun beside podman (netavark, runc), rounds
+//    interleaved in a random order: the network's own cost is the paired
+//    difference bridge - none, and its ratio to podman's.
+//  - throughput of 1 GiB sent from the host to a container through a port
+//    published on 127.0.0.1 (busybox nc in the container), tsrun beside
+//    podman.
+// tsrun's CLI rows run with NODE_EXTRA_CA_CERTS as the caller has it and
+// without it (Node reads that file before anything else).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const project = path.resolve(here, '..');
+const cli = path.join(project, 'dist', 'tsrun.js');
+const N = Number(process.env.BENCH_N ?? 20);
+const GIB = Number(process.env.BENCH_BYTES ?? 1 << 30);
+const ROUNDS = Number(process.env.BENCH_THROUGHPUT_ROUNDS ?? 3);
+
+if (process.getuid() !== 0) {
+  console.error('bench: needs root');
+  process.exit(1);
+}
+const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+if (!fs.existsSync('/usr/lib/cni/bridge') && !fs.existsSync('/opt/cni/bin/bridge')) {
+  console.error('bench: network: the CNI plugins are not installed (apt-get install containernetworking-plugins iptables)');
+  process.exit(1);
+}
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-network-'));
+const storage = path.join(work, 'storage');
+const root = path.join(work, 'state');
+const proot = path.join(work, 'podman');
+const cleanups = [];
+process.on('exit', () => {
+  for (const f of cleanups.reverse()) {
+    try {
+      f();
+    } catch (e) {
+      console.error(`bench: clean-up: ${e.stderr ?? e.message}`);
+    }
+  }
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(work));
+  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+const withCa = { ...process.env };
+const withoutCa = { ...process.env };
+delete withoutCa.NODE_EXTRA_CA_CERTS;
+const tsrunArgs = (args) => [cli, '--root', root, '--storage', storage, ...args];
+const tsrun = (args, env = withCa) => execFileSync(process.execPath, tsrunArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env });
+const podmanArgs = (args) => ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args];
+const podman = (args) => execFileSync('podman', podmanArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const time = (f) => {
+  const t0 = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+};
+const q = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
+};
+const med = (xs) => q(xs, 0.5);
+
+execFileSync(path.join(project, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+const hasPodman = have('podman') && have('netavark') && have('runc');
+// Without CAP_SYS_RESOURCE podman's default rlimits (above the hard limit) fail.
+const podmanLimits = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
+if (hasPodman) {
+  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
+  podman(['load', '-i', path.join(work, 'bb.tar')]);
+  cleanups.push(() => {
+    podman(['rm', '-fa', '-t', '0']);
+    podman(['system', 'reset', '--force']);
+  });
+}
+
+const rows = [
+  ['tsrun run --rm --network none', (env) => tsrun(['run', '--rm', '--network', 'none', 'busybox', 'true'], env)],
+  ['tsrun run --rm --network bridge', (env) => tsrun(['run', '--rm', '--network', 'bridge', 'busybox', 'true'], env)],
+];
+const cliRows = new Set(rows.map(([n]) => n));
+if (hasPodman) {
+  rows.push(['podman run --rm --network none', () => podman(['run', '--rm', ...podmanLimits, '--network', 'none', 'docker.io/library/busybox:latest', 'true'])]);
+  rows.push(['podman run --rm --network bridge', () => podman(['run', '--rm', ...podmanLimits, '--network', 'bridge', 'docker.io/library/busybox:latest', 'true'])]);
+}
+const variants = rows.flatMap(([name, run]) => (cliRows.has(name) ? [[name, () => run(withCa)], [`${name} (no NODE_EXTRA_CA_CERTS)`, () => run(withoutCa)]] : [[name, run]]));
+for (const [, run] of variants) run(); // warm-up: the default networks are made here
+const samples = new Map(variants.map(([n]) => [n, []]));
+for (let round = 0; round < N; round++) {
+  for (const [name, run] of [...variants].sort(() => Math.random() - 0.5)) samples.get(name).push(time(run));
+}
+
+console.log(`\nnetwork set-up: ${N} interleaved rounds (random order) of \`run --rm busybox true\`; kernel ${os.release()}, ${os.cpus().length} cpus, load ${os.loadavg()[0].toFixed(2)}`);
+const width = Math.max(...variants.map(([n]) => n.length));
+console.log(`${'what'.padEnd(width)}  median ms   p10-p90 ms`);
+for (const [name] of variants) {
+  const xs = samples.get(name);
+  console.log(`${name.padEnd(width)}  ${med(xs).toFixed(1).padStart(9)}   ${q(xs, 0.1).toFixed(0)}-${q(xs, 0.9).toFixed(0)}`);
+}
+// Paired within each round: drift between rounds cancels out.
+const cost = (bridge, none) => samples.get(bridge).map((v, i) => v - samples.get(none)[i]);
+const tsCost = cost('tsrun run --rm --network bridge', 'tsrun run --rm --network none');
+console.log('the network\'s own cost (bridge - none, median of per-round differences):');
+console.log(`  tsrun  ${med(tsCost).toFixed(1)} ms (p25-p75 ${q(tsCost, 0.25).toFixed(1)}..${q(tsCost, 0.75).toFixed(1)})`);
+if (hasPodman) {
+  const pmCost = cost('podman run --rm --network bridge', 'podman run --rm --network none');
+  console.log(`  podman ${med(pmCost).toFixed(1)} ms (p25-p75 ${q(pmCost, 0.25).toFixed(1)}..${q(pmCost, 0.75).toFixed(1)})`);
+  console.log(`  tsrun / podman: ${(med(tsCost) / med(pmCost)).toFixed(2)}`);
+} else console.log('  podman, netavark or runc is not installed: no podman rows (apt-get install podman netavark runc)');
+
+/** A free port on 127.0.0.1. */
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+
+/** Sends BYTES to 127.0.0.1:port once something listens there; resolves MiB/s once the receiver has closed. */
+async function send(port) {
+  const chunk = Buffer.alloc(1 << 20, 0x61);
+  for (let attempt = 0; ; attempt++) {
+    const r = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      let t0 = 0;
+      let sent = 0;
+      s.on('error', () => resolve(undefined));
+      s.on('connect', () => {
+        t0 = performance.now();
+        const pump = () => {
+          while (sent < GIB) {
+            sent += chunk.length;
+            if (!s.write(chunk)) return void s.once('drain', pump);
+          }
+          s.end();
+        };
+        pump();
+      });
+      s.on('close', () => resolve(sent >= GIB ? GIB / (1 << 20) / ((performance.now() - t0) / 1000) : undefined));
+    });
+    if (r !== undefined) return r;
+    if (attempt > 100) throw new Error(`nothing accepted 1 GiB on 127.0.0.1:${port}`);
+    await new Promise((r2) => setTimeout(r2, 100));
+  }
+}
+
+const throughput = { tsrun: [], podman: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  for (const who of hasPodman ? ['tsrun', 'podman'].sort(() => Math.random() - 0.5) : ['tsrun']) {
+    const port = await freePort();
+    const args = ['run', '--rm', '-p', `127.0.0.1:${port}:9000`, ...(who === 'podman' ? [...podmanLimits, 'docker.io/library/busybox:latest'] : ['busybox']), 'sh', '-c', 'nc -l -p 9000 > /dev/null'];
+    const child = who === 'tsrun' ? spawn(process.execPath, tsrunArgs(args), { stdio: 'ignore' }) : spawn('podman', podmanArgs(args), { stdio: 'ignore' });
+    const ended = new Promise((r) => child.on('exit', r));
+    throughput[who].push(await send(port));
+    await ended;
+  }
+}
+console.log(`\nthroughput: ${(GIB / (1 << 20)).toFixed(0)} MiB from the host into a container through a port published on 127.0.0.1 (busybox nc), ${ROUNDS} interleaved rounds, MiB/s (median, min-max)`);
+for (const who of Object.keys(throughput)) {
+  const xs = throughput[who];
+  if (xs.length) console.log(`  ${who.padEnd(7)} ${med(xs).toFixed(0).padStart(6)}   ${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`);
+}
+if (hasPodman) console.log(`  tsrun / podman: ${(med(throughput.tsrun) / med(throughput.podman)).toFixed(2)}`);

@@ -1,0 +1,119 @@
+// run's network flags, turned into the container's part: the mode, the
+// namespace the plan joins by path, the networks to ADD at each start, and
+// the /etc/hosts and /etc/resolv.conf it begins with.
+import fs = require('node:fs');
+import { TsrunError } from '../errors';
+import type { Registry } from '../container/registry';
+import { isAlive } from '../container/store';
+import { baseHosts, networksOf, readNetworkState, type NetworkRequest } from './attach';
+import { parseIp } from './ipv4';
+import { netnsPath } from './netns';
+import { DEFAULT_NETWORK } from './networks';
+import { parsePublish, publishAll } from './ports';
+
+export interface NetworkFlags {
+  /** none, host, bridge, a network's name, or container:NAME. */
+  network?: string;
+  publish?: string[];
+  publishAll?: boolean;
+  networkAlias?: string[];
+  ip?: string;
+  macAddress?: string;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+}
+
+export interface NetworkPart {
+  /** Docker's NetworkMode: none, host, bridge, NAME, container:ID. */
+  mode: string;
+  /** The plan's network namespace: a new one (none), the host's (host), or joined by this path. */
+  namespace: 'new' | 'host' | { path: string };
+  request?: NetworkRequest;
+  hosts: string;
+  resolvConf: string;
+  /** container:NAME: its /etc files are the other container's. */
+  shareEtcOf?: string;
+}
+
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,252})$/;
+
+/** A name other members' /etc/hosts will carry: one word, nothing that could start another line. */
+export function checkAlias(alias: string, flag = '--network-alias') {
+  if (!HOSTNAME.test(alias)) throw new TsrunError(`${flag} ${JSON.stringify(alias)}: use letters, digits, "_", "." and "-", beginning with a letter or digit`);
+}
+
+function resolvConf(flags: NetworkFlags, hostNetwork: boolean): string {
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* none: the flags alone say it */
+  }
+  let lines = text.split('\n').filter((l) => l.trim() !== '');
+  // Loopback resolvers of the host are unreachable from another network namespace.
+  if (!hostNetwork) lines = lines.filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  if (flags.dns?.length) {
+    for (const d of flags.dns) if (parseIp(d) === undefined && !/^[0-9a-f:]+$/i.test(d)) throw new TsrunError(`--dns ${d}: not an IP address`);
+    lines = [...lines.filter((l) => !/^\s*nameserver\s/.test(l)), ...flags.dns.map((d) => `nameserver ${d}`)];
+  }
+  for (const v of [...(flags.dnsSearch ?? []), ...(flags.dnsOption ?? [])]) if (!/^[\x21-\x7e]+$/.test(v)) throw new TsrunError(`--dns-search/--dns-option ${JSON.stringify(v)}: one word of printable characters`);
+  if (flags.dnsSearch?.length) lines = [...lines.filter((l) => !/^\s*(search|domain)\s/.test(l)), `search ${flags.dnsSearch.filter((s) => s !== '.').join(' ')}`];
+  if (flags.dnsOption?.length) lines = [...lines.filter((l) => !/^\s*options\s/.test(l)), `options ${flags.dnsOption.join(' ')}`];
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
+function checkAddHosts(hosts: string[]) {
+  for (const h of hosts) {
+    const i = h.lastIndexOf(':');
+    const name = h.slice(0, i);
+    const ip = h.slice(i + 1);
+    if (i <= 0 || !/^[A-Za-z0-9][A-Za-z0-9.-]*$/.test(name) || (parseIp(ip) === undefined && !/^[0-9a-f:]+$/i.test(ip))) throw new TsrunError(`--add-host ${h}: use NAME:IP`);
+  }
+}
+
+/** The mode a container gets with no --network: bridge when it publishes ports, none otherwise. */
+function defaultMode(flags: NetworkFlags): string {
+  return flags.publish?.length || flags.publishAll ? DEFAULT_NETWORK : 'none';
+}
+
+export function networkFromFlags(registry: Registry, id: string, flags: NetworkFlags, exposed: string[]): NetworkPart {
+  const mode = flags.network ?? defaultMode(flags);
+  const extraHosts = flags.addHost ?? [];
+  for (const a of flags.networkAlias ?? []) checkAlias(a);
+  checkAddHosts(extraHosts);
+  if (flags.macAddress && !MAC.test(flags.macAddress)) throw new TsrunError(`--mac-address ${flags.macAddress}: use six hex pairs, 02:42:ac:11:00:02`);
+  const ports = [...(flags.publish ?? []).flatMap(parsePublish), ...(flags.publishAll ? publishAll(exposed) : [])];
+  const own = (what: string[]) => {
+    const given = [flags.publish?.length && '-p', flags.publishAll && '-P', flags.ip && '--ip', flags.networkAlias?.length && '--network-alias', flags.macAddress && '--mac-address'].filter(Boolean);
+    const refused = given.filter((g) => what.includes(g as string));
+    if (refused.length) throw new TsrunError(`${refused.join(', ')} cannot be used with --network ${mode}: the container has no network of its own to publish or address`);
+  };
+  if (mode === 'none' || mode === 'host') {
+    own(['-p', '-P', '--ip', '--network-alias', '--mac-address']);
+    return { mode, namespace: mode === 'none' ? 'new' : 'host', hosts: mode === 'host' ? fs.readFileSync('/etc/hosts', 'utf8') + baseHosts(extraHosts).slice(baseHosts().length) : baseHosts(extraHosts), resolvConf: resolvConf(flags, mode === 'host') };
+  }
+  if (mode.startsWith('container:')) {
+    own(['-p', '-P', '--ip', '--network-alias', '--mac-address']);
+    if (flags.dns?.length || flags.dnsSearch?.length || flags.dnsOption?.length || extraHosts.length) throw new TsrunError(`--dns, --dns-search, --dns-option and --add-host cannot be used with --network ${mode}: its /etc/hosts and /etc/resolv.conf are the other container's`);
+    const other = registry.resolve(mode.slice('container:'.length));
+    if (other === id) throw new TsrunError(`--network ${mode}: a container cannot join its own network`);
+    const info = registry.read(other);
+    const live = registry.live(info);
+    if (!live.running) throw new TsrunError(`--network ${mode}: container ${info.name} is not running (${live.status}); its network namespace exists only while it runs`);
+    const state = readNetworkState(registry, other);
+    // The other's bound namespace when it has one, else its process's.
+    const path = state ? state.netns : info.hostConfig.network === 'host' ? undefined : `/proc/${live.pid}/ns/net`;
+    const rt = registry.runtimeRecord(other);
+    if (!path && info.hostConfig.network === 'host') return { mode: `container:${other}`, namespace: 'host', hosts: '', resolvConf: '', shareEtcOf: other };
+    if (!state && (!rt || !isAlive(rt.pid, rt.pidStartTime))) throw new TsrunError(`--network ${mode}: container ${info.name} has no live process`);
+    return { mode: `container:${other}`, namespace: { path: path! }, hosts: '', resolvConf: '', shareEtcOf: other };
+  }
+  // bridge, or a user network.
+  const net = networksOf(registry).get(mode);
+  if (net.name === DEFAULT_NETWORK && (flags.ip || flags.networkAlias?.length)) throw new TsrunError(`${flags.ip ? '--ip' : '--network-alias'} needs a user network (network create): the default bridge network has neither fixed addresses nor names`);
+  const request: NetworkRequest = { networks: [{ name: net.name, aliases: flags.networkAlias ?? [], ...(flags.ip ? { ip: flags.ip } : {}) }], ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}) };
+  return { mode: net.name, namespace: { path: netnsPath(registry.runtime.root, id) }, request, hosts: baseHosts(extraHosts), resolvConf: resolvConf(flags, false) };
+}
