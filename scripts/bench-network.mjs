@@ -8,7 +8,9 @@
 //    published on 127.0.0.1 (busybox nc in the container), tsrun beside
 //    podman.
 // tsrun's CLI rows run with NODE_EXTRA_CA_CERTS as the caller has it and
-// without it (Node reads that file before anything else).
+// without it (Node reads that file before anything else). The receiver's
+// stdin is a pipe that never ends: busybox nc ends a connection when its
+// own stdin does.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -69,7 +71,7 @@ const q = (xs, p) => {
 const med = (xs) => q(xs, 0.5);
 
 execFileSync(path.join(project, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
-const hasPodman = have('podman') && have('netavark') && have('runc');
+const hasPodman = have('podman') && have('runc') && ['/usr/lib/podman/netavark', '/usr/libexec/podman/netavark'].some((f) => fs.existsSync(f));
 // Without CAP_SYS_RESOURCE podman's default rlimits (above the hard limit) fail.
 const podmanLimits = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
 if (hasPodman) {
@@ -144,6 +146,7 @@ async function send(port) {
         };
         pump();
       });
+      s.setTimeout(30_000, () => s.destroy(new Error('stalled for 30 s')));
       s.on('close', () => resolve(sent >= GIB ? GIB / (1 << 20) / ((performance.now() - t0) / 1000) : undefined));
     });
     if (r !== undefined) return r;
@@ -156,10 +159,12 @@ const throughput = { tsrun: [], podman: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const who of hasPodman ? ['tsrun', 'podman'].sort(() => Math.random() - 0.5) : ['tsrun']) {
     const port = await freePort();
-    const args = ['run', '--rm', '-p', `127.0.0.1:${port}:9000`, ...(who === 'podman' ? [...podmanLimits, 'docker.io/library/busybox:latest'] : ['busybox']), 'sh', '-c', 'nc -l -p 9000 > /dev/null'];
+    const args = ['run', '--rm', '-p', `127.0.0.1:${port}:9000`, ...(who === 'podman' ? [...podmanLimits, 'docker.io/library/busybox:latest'] : ['busybox']), 'sh', '-c', 'sleep 3600 | nc -l -p 9000 > /dev/null & wait $!'];
     const child = who === 'tsrun' ? spawn(process.execPath, tsrunArgs(args), { stdio: 'ignore' }) : spawn('podman', podmanArgs(args), { stdio: 'ignore' });
     const ended = new Promise((r) => child.on('exit', r));
-    throughput[who].push(await send(port));
+    const rate = await send(port);
+    throughput[who].push(rate);
+    console.error(`bench: network: round ${round + 1}, ${who}: ${rate.toFixed(0)} MiB/s`);
     await ended;
   }
 }

@@ -44,6 +44,12 @@ export interface CniRuntime {
   /** Values for plugins that declare the capability: portMappings, mac, ips. */
   capabilityArgs?: Record<string, unknown>;
   cniPath?: string;
+  /**
+   * A locked file the plugin inherits (as fd 3): the lock lasts as long as
+   * the plugin does, so an undo after tsrun was killed waits for a plugin
+   * still at work rather than racing it.
+   */
+  holdFd?: number;
 }
 
 function findPlugin(type: string, dirs: string[]): string {
@@ -85,11 +91,11 @@ function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, 
     CNI_PATH: dirs.join(':'),
   };
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe', ...(rt.holdFd !== undefined ? [rt.holdFd] : [])] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.stdout!.on('data', (d: Buffer) => out.push(d));
+    child.stderr!.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e) => reject(new TsrunError(`CNI ${command} ${plugin.type} (network ${list.name}): run ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
     child.on('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8');
@@ -104,10 +110,10 @@ function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, 
       }
       reject(new TsrunError(`CNI ${command} ${plugin.type} (network ${list.name}, container ${rt.containerId.slice(0, 12)}): ${msg}`));
     });
-    child.stdin.on('error', () => {
+    child.stdin!.on('error', () => {
       /* a plugin that exits without reading: its status says why */
     });
-    child.stdin.end(pluginInput(list, plugin, rt, prev));
+    child.stdin!.end(pluginInput(list, plugin, rt, prev));
   });
 }
 

@@ -2,7 +2,7 @@
 // connect/disconnect of a container, live if it runs.
 import { TsrunError } from '../errors';
 import type { ContainerInfo, Registry } from '../container/registry';
-import { attach, networksOf, readNetworkState, refreshHosts, writeState } from './attach';
+import { attach, networksOf, readNetworkState, refreshHosts, withNetworkLock, writeState } from './attach';
 import { cniDel } from './cni';
 import { checkAlias } from './run-options';
 import { DEFAULT_NETWORK, type CreateNetworkOptions, type NetworkRecord } from './networks';
@@ -85,10 +85,13 @@ export async function connectNetwork(registry: Registry, ref: string, container:
     if (net.name === DEFAULT_NETWORK && (opts.ip || opts.aliases?.length)) throw new TsrunError('--ip and --alias need a user network');
     for (const a of opts.aliases ?? []) checkAlias(a, '--alias');
     const want = { name: net.name, aliases: opts.aliases ?? [], ...(opts.ip ? { ip: opts.ip } : {}) };
-    const state = readNetworkState(registry, id);
-    if (registry.live(info).running && state) {
-      await attach(registry, info, state, net, want, [], {});
-      await refreshHosts(registry, [net]);
+    if (registry.live(info).running && readNetworkState(registry, id)) {
+      await withNetworkLock(registry, id, async (holdFd) => {
+        const state = readNetworkState(registry, id);
+        if (!state) return;
+        await attach(registry, info, state, net, want, [], { holdFd });
+        await refreshHosts(registry, [net]);
+      });
     }
     req.networks.push(want);
     registry.write(info);
@@ -102,15 +105,16 @@ export async function disconnectNetwork(registry: Registry, ref: string, contain
     const info = registry.read(id);
     const req = info.hostConfig.networking;
     if (!req?.networks.some((n) => n.name === net.name)) throw new TsrunError(`container ${info.name} is not connected to network ${net.name}`);
-    const state = readNetworkState(registry, id);
-    const a = state?.attachments.find((x) => x.network === net.name);
-    if (state && a) {
-      await cniDel(a.conflist, { containerId: id, netns: state.netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs }, a.result, a.pluginsRun);
+    await withNetworkLock(registry, id, async (holdFd) => {
+      const state = readNetworkState(registry, id);
+      const a = state?.attachments.find((x) => x.network === net.name);
+      if (!state || !a) return;
+      await cniDel(a.conflist, { containerId: id, netns: state.netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, holdFd }, a.result, a.pluginsRun);
       if (a === state.attachments[0]) state.ports = []; // the ports were published through it
       state.attachments = state.attachments.filter((x) => x !== a);
       writeState(registry, id, state);
       await refreshHosts(registry, [net]);
-    }
+    });
     req.networks = req.networks.filter((n) => n.name !== net.name);
     registry.write(info);
   });

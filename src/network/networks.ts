@@ -131,12 +131,17 @@ export class Networks {
   remove(net: NetworkRecord) {
     if (net.name === DEFAULT_NETWORK) throw new TsrunError('network bridge is the default network: it cannot be removed');
     fs.rmSync(this.file(net.name), { force: true });
+    fs.rmSync(path.join(this.dir, `${net.name}.conflist`), { force: true });
     deleteBridge(net.bridge);
     fs.rmSync(path.join(IPAM_DIR, cniName(net)), { recursive: true, force: true });
   }
 
   private write(rec: NetworkRecord): NetworkRecord {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // The conflist beside the record, for CNI's own tools (cnitool, a CNI_PATH of one's own) to read.
+    const conf = path.join(this.dir, `${rec.name}.conflist`);
+    fs.writeFileSync(`${conf}.${process.pid}.tmp`, JSON.stringify(conflistOf(rec), null, 2) + '\n');
+    fs.renameSync(`${conf}.${process.pid}.tmp`, conf);
     const tmp = `${this.file(rec.name)}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n');
     fs.renameSync(tmp, this.file(rec.name));
