@@ -8,9 +8,9 @@
 //    published on 127.0.0.1 (busybox nc in the container), tsrun beside
 //    podman.
 // tsrun's CLI rows run with NODE_EXTRA_CA_CERTS as the caller has it and
-// without it (Node reads that file before anything else). The receiver's
-// stdin is a pipe that never ends: busybox nc ends a connection when its
-// own stdin does.
+// without it (Node reads that file before anything else). The receiver is
+// `nc -l -e sh -c 'cat > /dev/null'`: cat reads the socket itself (nc's own
+// copy loop and a shell pipe would be what is measured, not the network).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -159,7 +159,7 @@ const throughput = { tsrun: [], podman: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const who of hasPodman ? ['tsrun', 'podman'].sort(() => Math.random() - 0.5) : ['tsrun']) {
     const port = await freePort();
-    const args = ['run', '--rm', '-p', `127.0.0.1:${port}:9000`, ...(who === 'podman' ? [...podmanLimits, 'docker.io/library/busybox:latest'] : ['busybox']), 'sh', '-c', 'sleep 3600 | nc -l -p 9000 > /dev/null & wait $!'];
+    const args = ['run', '--rm', '-p', `127.0.0.1:${port}:9000`, ...(who === 'podman' ? [...podmanLimits, 'docker.io/library/busybox:latest'] : ['busybox']), 'nc', '-l', '-p', '9000', '-e', 'sh', '-c', 'cat > /dev/null'];
     const child = who === 'tsrun' ? spawn(process.execPath, tsrunArgs(args), { stdio: 'ignore' }) : spawn('podman', podmanArgs(args), { stdio: 'ignore' });
     const ended = new Promise((r) => child.on('exit', r));
     const rate = await send(port);
@@ -168,7 +168,7 @@ for (let round = 0; round < ROUNDS; round++) {
     await ended;
   }
 }
-console.log(`\nthroughput: ${(GIB / (1 << 20)).toFixed(0)} MiB from the host into a container through a port published on 127.0.0.1 (busybox nc), ${ROUNDS} interleaved rounds, MiB/s (median, min-max)`);
+console.log(`\nthroughput: ${(GIB / (1 << 20)).toFixed(0)} MiB from the host into a container through a port published on 127.0.0.1 (busybox nc -e cat), ${ROUNDS} interleaved rounds, MiB/s (median, min-max)`);
 for (const who of Object.keys(throughput)) {
   const xs = throughput[who];
   if (xs.length) console.log(`  ${who.padEnd(7)} ${med(xs).toFixed(0).padStart(6)}   ${Math.min(...xs).toFixed(0)}-${Math.max(...xs).toFixed(0)}`);
