@@ -8,9 +8,9 @@
 //    interleaved.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchWork } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -23,23 +23,9 @@ if (process.getuid() !== 0) {
   process.exit(1);
 }
 const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-detached-'));
+const { work, cleanups } = benchWork('tsrun-bench-detached-');
 const storage = path.join(work, 'storage');
 const root = path.join(work, 'state');
-const cleanups = [];
-process.on('exit', () => {
-  for (const f of cleanups.reverse()) {
-    try {
-      f();
-    } catch (e) {
-      console.error(`bench: clean-up: ${e.stderr ?? e.message}`);
-    }
-  }
-  // podman may leave its storage's overlay mounts: detach what is mounted under work, then remove it.
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(work));
-  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(work, { recursive: true, force: true });
-});
 const tsrun = (args, opts = {}) => execFileSync(process.execPath, [cli, '--root', root, '--storage', storage, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...opts });
 
 /** kB from /proc/PID/smaps_rollup: Rss and Pss. */

@@ -17,6 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchWork } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -34,23 +35,10 @@ if (!fs.existsSync('/usr/lib/cni/bridge') && !fs.existsSync('/opt/cni/bin/bridge
   console.error('bench: network: the CNI plugins are not installed (apt-get install containernetworking-plugins iptables)');
   process.exit(1);
 }
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-network-'));
+const { work, cleanups } = benchWork('tsrun-bench-network-');
 const storage = path.join(work, 'storage');
 const root = path.join(work, 'state');
 const proot = path.join(work, 'podman');
-const cleanups = [];
-process.on('exit', () => {
-  for (const f of cleanups.reverse()) {
-    try {
-      f();
-    } catch (e) {
-      console.error(`bench: clean-up: ${e.stderr ?? e.message}`);
-    }
-  }
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(work));
-  for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
-  fs.rmSync(work, { recursive: true, force: true });
-});
 
 const withCa = { ...process.env };
 const withoutCa = { ...process.env };
