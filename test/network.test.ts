@@ -13,6 +13,8 @@ import { busyboxImage, busyboxRootfs, needsRoot, removeRootfs, stateRoot, TEST_B
 import { makeLayout } from './images';
 import { probeVolume, removeProbe } from './probe';
 
+// Each container here makes and undoes real interfaces and rules: more than tap's default for a file.
+t.setTimeout(600_000);
 const root = stateRoot('network');
 const storage = path.join(TEST_BASE, 'storage', `network-${process.pid}`);
 const ts = (args: string[], timeout?: number) => tsrun(['--storage', storage, ...args], { root, timeout });
@@ -160,6 +162,9 @@ t.test('a user network: members reach each other by name and alias; another netw
   r = ts(['run', '--rm', '--network', 'elsewhere', 'busybox', 'wget', '-q', '-O', '-', 'http://db/']);
   t.not(r.status, 0, 'a container on another network cannot resolve it');
   t.match(r.stderr, /bad address 'db'/);
+  const dbIp = JSON.parse(ts(['inspect', 'db']).stdout)[0].NetworkSettings.Networks.app.IPAddress;
+  r = ts(['run', '--rm', '--network', 'elsewhere', 'busybox', 'timeout', '3', 'wget', '-q', '-O', '-', `http://${dbIp}/`]);
+  t.not(r.stdout, 'i am the db\n', `nor reach it by its address ${dbIp}: user networks are kept apart`);
   // A member that comes later is named in the hosts of those already there.
   t.equal(ts(['run', '-d', '--name', 'late', '--network', 'app', 'busybox', 'sleep', '60']).status, 0);
   t.match(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /^10\.231\.1\.\d+\tlate [0-9a-f]{12}$/m, 'the db\'s /etc/hosts now names the late one');
@@ -180,6 +185,7 @@ t.test('--internal: no route out; --ip and --mac-address; container: shares one 
   t.equal(ts(['network', 'create', '--internal', '--subnet', SUBNET(3), 'inner']).status, 0);
   let r = ts(['run', '-d', '--name', 'fixed', '--network', 'inner', '--ip', '10.231.3.77', '--mac-address', '02:42:0a:e7:03:4d', 'busybox', 'sleep', '60']);
   t.equal(r.status, 0, r.stderr);
+  t.match(ts(['exec', 'fixed', 'ip', 'addr', 'show', 'lo']).stdout, /inet 127\.0\.0\.1\/8/, 'lo is up, with its address');
   r = ts(['exec', 'fixed', 'ip', 'route']);
   t.notMatch(r.stdout, /default/, 'no default route');
   t.match(r.stdout, /10\.231\.3\.0\/24 dev eth0/);
@@ -282,8 +288,14 @@ t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t)
   const held = (server.address() as net.AddressInfo).port;
   one(ts(['run', '-d', '--network', 'taken', '-p', `127.0.0.1:${held}:80`, 'busybox', 'sleep', '5']), new RegExp(`publish 127\\.0\\.0\\.1:${held}/tcp -> 80: cannot bind host port: it is in use on the host`), 'a port already bound');
   server.close();
-  one(ts(['--cni-path', path.join(TEST_BASE, 'no-plugins-here'), 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI plugin "bridge" not found in .*no-plugins-here \(install containernetworking-plugins/, 'missing CNI plugins');
+  one(ts(['--cni-path', path.join(TEST_BASE, 'no-plugins-here'), 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI plugin "loopback" not found in .*no-plugins-here \(install containernetworking-plugins/, 'missing CNI plugins');
   one(ts(['network', 'rm', 'nosuch']), /network nosuch not found/, 'rm of an unknown network');
+  one(ts(['run', '--rm', '--network', 'taken', '--network-alias', 'localhost', 'busybox', 'true']), /--network-alias localhost: a name every \/etc\/hosts already has/, 'an alias that would take over localhost');
+  one(ts(['run', '--rm', '--network', 'taken', '--mac-address', '01:00:5e:00:00:01', 'busybox', 'true']), /a multicast address/, 'a multicast MAC');
+  t.equal(ts(['run', '-d', '--name', 'lonely', '--network', 'none', 'busybox', 'sleep', '30']).status, 0);
+  one(ts(['run', '--rm', '--network', 'container:lonely', 'busybox', 'true']), /container lonely has --network none, whose namespace is not bound/, 'container: of a container without a network of tsrun\'s');
+  one(ts(['run', '--rm', '--network', 'container:lonely', '--hostname', 'x', 'busybox', 'true']), /--hostname cannot be used with --network container:/, '--hostname with container:');
+  t.equal(ts(['rm', '-f', 'lonely']).status, 0);
   // Names other members' /etc/hosts carry: a newline would write lines of its own there.
   one(ts(['run', '--rm', '--network', 'taken', '--network-alias', 'ok\n10.231.7.66 victim', 'busybox', 'true']), /--network-alias "ok\\n10\.231\.7\.66 victim": use letters/, 'an alias with a newline');
   one(ts(['run', '--rm', '--network', 'taken', '--hostname', 'h\n10.231.7.66 victim', 'busybox', 'true']), /--hostname .*: use letters/, 'a hostname with a newline');
@@ -292,3 +304,4 @@ t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t)
   t.same(fs.readdirSync(path.join(storage, 'containers')), [], 'no container kept');
   t.equal(ts(['network', 'rm', 'taken']).status, 0);
 });
+

@@ -72,6 +72,21 @@ t.test('anonymous: push, pull into an empty store, run by the registry\'s name; 
   t.match(r.stdout, new RegExp(`Digest: ${skDigest}`), 'tsrun pulled the digest skopeo pushed');
 });
 
+t.test('pull -a: every tag of a repository, each recorded by its name; a tag or digest with -a refused', { skip }, async (t) => {
+  const reg = await started();
+  for (const tag of ['1', '2', 'latest']) {
+    t.equal(ts(home, ['tag', 'busybox', `${reg.host}/all/busybox:${tag}`]).status, 0);
+    t.equal(ts(home, ['push', `${reg.host}/all/busybox:${tag}`]).status, 0);
+  }
+  const store = newStore();
+  const r = ts(store, ['pull', '-a', '-q', `${reg.host}/all/busybox`]);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim().split('\n').length, 3, 'an id per tag');
+  const names = JSON.parse(ts(store, ['images', '--format', 'json']).stdout).map((i: { repository: string; tag: string }) => `${i.repository}:${i.tag}`);
+  t.same([...names].sort(), ['1', '2', 'latest'].map((tag) => `${reg.host}/all/busybox:${tag}`), 'the three tags are in the store');
+  oneLine(t, ts(newStore(), ['pull', '-a', `${reg.host}/all/busybox:1`]), /pull -a .*: name a repository without a tag or digest/, '-a with a tag');
+});
+
 t.test('push: blobs already there are skipped, blobs of another repository are mounted', { skip }, async (t) => {
   const reg = await started();
   t.equal(ts(home, ['tag', 'busybox', `${reg.host}/a/bb:1`]).status, 0);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ImageStore } from '../image/store';
-import { pullImage } from '../registry/pull';
+import { pullAllTags, pullImage } from '../registry/pull';
 import { globals } from './common';
 
 /** --tls-verify=false|true as commander gives it. */
@@ -19,11 +19,14 @@ export function register(program: Command) {
     .option('--authfile <file>', 'credentials in Docker\'s config format (default: REGISTRY_AUTH_FILE, podman\'s auth.json, ~/.docker/config.json)')
     .option('--cert-dir <dir>', 'CA certificates (*.crt) and client certificate (*.cert, *.key) to use instead of certs.d\'s')
     .option('-q, --quiet', 'print only the image id')
-    .action(async (image: string, opts: { platform?: string; tlsVerify?: string; authfile?: string; certDir?: string; quiet?: boolean }, cmd: Command) => {
+    .option('-a, --all-tags', 'every tag of the repository')
+    .action(async (image: string, opts: { platform?: string; tlsVerify?: string; authfile?: string; certDir?: string; quiet?: boolean; allTags?: boolean }, cmd: Command) => {
       const store = new ImageStore(globals(cmd).storage);
       const log = opts.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-      const pulled = await pullImage(store, image, { platform: opts.platform, tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, certDir: opts.certDir, log });
-      if (opts.quiet) process.stdout.write(`${pulled.record.id}\n`);
-      else process.stdout.write(`${pulled.name}\nDigest: ${pulled.digest}\n${pulled.record.id}\n`);
+      const options = { platform: opts.platform, tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, certDir: opts.certDir, log };
+      for (const pulled of opts.allTags ? await pullAllTags(store, image, options) : [await pullImage(store, image, options)]) {
+        if (opts.quiet) process.stdout.write(`${pulled.record.id}\n`);
+        else process.stdout.write(`${pulled.name}\nDigest: ${pulled.digest}\n${pulled.record.id}\n`);
+      }
     });
 }

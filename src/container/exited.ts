@@ -44,7 +44,14 @@ export async function containerExited(registry: Registry, id: string): Promise<v
     // Written before the runtime state goes, so `wait` never sees an end without its status.
     registry.write(info);
     await deleteContainer(id, { root: registry.runtime.root, force: true });
-    await disconnectNetworks(registry, id);
+    try {
+      await disconnectNetworks(registry, id);
+    } catch (e) {
+      // Kept for the next start or rm -f to undo; said where inspect shows it.
+      info.state = { ...info.state, error: `network clean-up: ${(e as Error).message}` };
+      registry.write(info);
+      if (info.hostConfig.autoRemove && !restart) return;
+    }
     if (info.hostConfig.autoRemove && !restart) removeContainerFiles(registry, info);
   });
   if (!restart) return;

@@ -177,7 +177,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const id = registry.newId();
   const name = opts.name ?? registry.generateName();
   const dir = registry.containerDir(id);
-  const net = networkFromFlags(registry, id, { ...opts.networking, network: opts.network ?? opts.networking?.network }, Object.keys(img.config.config?.ExposedPorts ?? {}));
+  const net = networkFromFlags(registry, id, { ...opts.networking, network: opts.network ?? opts.networking?.network, hostname: opts.hostname }, Object.keys(img.config.config?.ExposedPorts ?? {}));
   const network = net.namespace === 'host' ? 'host' : 'none';
   if (opts.hostname !== undefined) checkAlias(opts.hostname, '--hostname');
   const hostname = opts.hostname ?? (network === 'host' ? os.hostname() : id.slice(0, 12));

@@ -8,11 +8,13 @@ import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import type { ContainerInfo, Registry } from '../container/registry';
-import { cniAdd, cniDel, type CniResult, type ConfList } from './cni';
+import { cniAdd, cniDel, pluginDirs, type CniResult, type ConfList } from './cni';
 import { contains, parseIp, parseSubnet } from './ipv4';
 import { isNetns, makeNetns, netnsPath, removeNetns } from './netns';
 import { conflistOf, DEFAULT_NETWORK, Networks, type NetworkRecord } from './networks';
 import { allocatePorts, type PortBinding } from './ports';
+import { RESERVED_NAMES } from './run-options';
+import { guardLoopback } from './guard';
 
 /** What run asked for, kept in the container's record. */
 export interface NetworkRequest {
@@ -35,6 +37,8 @@ export interface Attachment {
   result?: CniResult;
   /** How many of the list's plugins ADD ran (absent: all of them, as records before this field). */
   pluginsRun?: number;
+  /** Where its plugins were found at ADD. */
+  pluginDirs?: string[];
 }
 
 /** The live part, in <container>/network.json from before the first ADD to after the last DEL. */
@@ -44,6 +48,7 @@ export interface NetworkState {
   attachments: Attachment[];
 }
 
+const LOOPBACK: ConfList = { cniVersion: '1.0.0', name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 
@@ -110,11 +115,18 @@ export async function connectNetworks(registry: Registry, info: ContainerInfo, o
     await undo(registry, info.id, holdFd, opts);
     const nets = networksOf(registry);
     const records = req.networks.map((n) => nets.get(n.name));
-    const ports = await allocatePorts(req.ports, portsInUse(registry, info.id));
-    const state: NetworkState = { netns: netnsPath(registry.runtime.root, info.id), ports, attachments: [] };
-    writeState(registry, info.id, state);
+    // Chosen and recorded under the store's network lock: two runs never take one port.
+    const state: NetworkState = await nets.locked(async () => {
+      const ports = await allocatePorts(req.ports, portsInUse(registry, info.id));
+      const s: NetworkState = { netns: netnsPath(registry.runtime.root, info.id), ports, attachments: [] };
+      writeState(registry, info.id, s);
+      return s;
+    });
+    const ports = state.ports;
     try {
       await makeNetns(state.netns);
+      // lo up, by CNI's loopback plugin as containerd does: a namespace made here has it down.
+      await cniAdd(LOOPBACK, { containerId: info.id, netns: state.netns, ifname: 'lo', cniPath: opts.cniPath, holdFd });
       for (const [i, net] of records.entries()) await attach(registry, info, state, net, req.networks[i], i === 0 ? ports : [], { ...opts, holdFd });
       await refreshHosts(registry, records);
     } catch (e) {
@@ -134,15 +146,25 @@ export async function attach(registry: Registry, info: ContainerInfo, state: Net
     capabilityArgs.ips = [`${want.ip}/${net.subnet.split('/')[1]}`];
   }
   if (info.hostConfig.networking?.mac && state.attachments.length === 0) capabilityArgs.mac = info.hostConfig.networking.mac;
-  const a: Attachment = { network: net.name, networkId: net.id, ifname: freeIfname(state), aliases: want.aliases, conflist: forAttachment(conflistOf(net), capabilityArgs), capabilityArgs };
+  // The plugin directories are recorded: DEL runs the binaries ADD ran, whatever CNI_PATH says then.
+  const a: Attachment = { network: net.name, networkId: net.id, ifname: freeIfname(state), aliases: want.aliases, conflist: forAttachment(conflistOf(net), capabilityArgs), capabilityArgs, pluginDirs: pluginDirs(opts.cniPath), pluginsRun: 0 };
+  if (ports.length) guardLoopback(net.bridge);
   // Recorded before ADD: a crash inside it still leaves DEL something to run.
   state.attachments.push(a);
   writeState(registry, info.id, state);
-  a.pluginsRun = 0;
-  a.result = await cniAdd(a.conflist, { containerId: info.id, netns: state.netns, ifname: a.ifname, capabilityArgs, cniPath: opts.cniPath, holdFd: opts.holdFd }, (n) => {
-    a.pluginsRun = n;
-    writeState(registry, info.id, state);
-  });
+  a.result = await cniAdd(
+    a.conflist,
+    { containerId: info.id, netns: state.netns, ifname: a.ifname, capabilityArgs, cniPath: a.pluginDirs!.join(':'), holdFd: opts.holdFd },
+    (n) => {
+      a.pluginsRun = n;
+      writeState(registry, info.id, state);
+    },
+    // Each plugin's result as it comes: a DEL after a failure later in the list needs it (the firewall's rules are found from it).
+    (r) => {
+      a.result = r;
+      writeState(registry, info.id, state);
+    },
+  );
   writeState(registry, info.id, state);
 }
 
@@ -179,7 +201,7 @@ async function undo(registry: Registry, id: string, holdFd: number, opts: { cniP
   let first: Error | undefined;
   for (const a of [...state.attachments].reverse()) {
     try {
-      await cniDel(a.conflist, { containerId: id, netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, cniPath: opts.cniPath, holdFd }, a.result, a.pluginsRun);
+      await cniDel(a.conflist, { containerId: id, netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, cniPath: a.pluginDirs?.join(':') ?? opts.cniPath, holdFd }, a.result, a.pluginsRun);
     } catch (e) {
       first ??= e as Error;
     }
@@ -231,7 +253,8 @@ export async function refreshHosts(registry: Registry, networks: NetworkRecord[]
         for (const o of members) {
           if (o.info.id === m.info.id) continue;
           const theirs = o.state.attachments.find((b) => b.network === a.network && addressOf(b));
-          if (theirs) lines.push(`${addressOf(theirs)}\t${[o.info.name, ...theirs.aliases, o.info.id.slice(0, 12)].join(' ')}`);
+          // A member named like a name every /etc/hosts has (localhost) does not take it over.
+          if (theirs) lines.push(`${addressOf(theirs)}\t${[o.info.name, ...theirs.aliases, o.info.id.slice(0, 12)].filter((n) => !RESERVED_NAMES.test(n)).join(' ')}`);
         }
       }
       const text = baseHosts(m.info.hostConfig.networking?.extraHosts) + lines.map((l) => `${l}\n`).join('');

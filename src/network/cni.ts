@@ -121,7 +121,7 @@ function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, 
  * ADD through the whole list; the last plugin's result is the attachment's.
  * `started(n)` is told each time a plugin is about to run: what DEL must undo.
  */
-export async function cniAdd(list: ConfList, rt: CniRuntime, started?: (n: number) => void): Promise<CniResult> {
+export async function cniAdd(list: ConfList, rt: CniRuntime, started?: (n: number) => void, answered?: (r: CniResult) => void): Promise<CniResult> {
   let prev: CniResult | undefined;
   for (const [i, plugin] of list.plugins.entries()) {
     const out = await execPlugin('ADD', list, plugin, rt, prev, () => started?.(i + 1));
@@ -130,6 +130,7 @@ export async function cniAdd(list: ConfList, rt: CniRuntime, started?: (n: numbe
     } catch {
       throw new TsrunError(`CNI ADD ${plugin.type} (network ${list.name}): its result is not JSON: ${out.slice(0, 200)}`);
     }
+    answered?.(prev);
   }
   return prev ?? { cniVersion: list.cniVersion };
 }

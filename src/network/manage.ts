@@ -89,7 +89,18 @@ export async function connectNetwork(registry: Registry, ref: string, container:
       await withNetworkLock(registry, id, async (holdFd) => {
         const state = readNetworkState(registry, id);
         if (!state) return;
-        await attach(registry, info, state, net, want, [], { holdFd });
+        try {
+          await attach(registry, info, state, net, want, [], { holdFd });
+        } catch (e) {
+          // Nothing of a failed connect stays: its DEL, then the attachment out of the record.
+          const a = state.attachments[state.attachments.length - 1];
+          if (a?.network === net.name) {
+            await cniDel(a.conflist, { containerId: id, netns: state.netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, cniPath: a.pluginDirs?.join(':'), holdFd }, a.result, a.pluginsRun).catch(() => {});
+            state.attachments.pop();
+            writeState(registry, id, state);
+          }
+          throw e;
+        }
         await refreshHosts(registry, [net]);
       });
     }
@@ -109,7 +120,7 @@ export async function disconnectNetwork(registry: Registry, ref: string, contain
       const state = readNetworkState(registry, id);
       const a = state?.attachments.find((x) => x.network === net.name);
       if (!state || !a) return;
-      await cniDel(a.conflist, { containerId: id, netns: state.netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, holdFd }, a.result, a.pluginsRun);
+      await cniDel(a.conflist, { containerId: id, netns: state.netns, ifname: a.ifname, capabilityArgs: a.capabilityArgs, cniPath: a.pluginDirs?.join(':'), holdFd }, a.result, a.pluginsRun);
       if (a === state.attachments[0]) state.ports = []; // the ports were published through it
       state.attachments = state.attachments.filter((x) => x !== a);
       writeState(registry, id, state);

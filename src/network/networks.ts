@@ -9,6 +9,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { CNI_VERSION, type ConfList } from './cni';
+import { unguardLoopback } from './guard';
 import { contains, formatIp, formatSubnet, hostRoutes, overlaps, parseIp, parseSubnet, type Subnet } from './ipv4';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -133,6 +134,7 @@ export class Networks {
     fs.rmSync(this.file(net.name), { force: true });
     fs.rmSync(path.join(this.dir, `${net.name}.conflist`), { force: true });
     deleteBridge(net.bridge);
+    unguardLoopback(net.bridge);
     fs.rmSync(path.join(IPAM_DIR, cniName(net)), { recursive: true, force: true });
   }
 
@@ -203,7 +205,8 @@ export function conflistOf(net: NetworkRecord): ConfList {
         capabilities: { ips: true },
       },
       { type: 'portmap', capabilities: { portMappings: true }, snat: true },
-      { type: 'firewall', backend: 'iptables' },
+      // same-bridge: a member takes traffic only from its own network's bridge, so user networks stay apart (as Docker's).
+      { type: 'firewall', backend: 'iptables', ingressPolicy: 'same-bridge' },
       { type: 'tuning', capabilities: { mac: true } },
     ],
   };

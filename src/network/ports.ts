@@ -60,7 +60,7 @@ export function parsePublish(spec: string): PortBinding[] {
 export function publishAll(exposed: string[]): PortBinding[] {
   return exposed.flatMap((e) => {
     const [p, proto = 'tcp'] = e.split('/');
-    if (proto !== 'tcp' && proto !== 'udp') return [];
+    if (proto !== 'tcp' && proto !== 'udp') throw new TsrunError(`-P: the image EXPOSEs ${e}, and tsrun publishes only tcp and udp`);
     return [{ hostIp: '', hostPort: 0, containerPort: port(p, `-P (EXPOSE ${e})`), protocol: proto }];
   });
 }

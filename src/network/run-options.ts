@@ -4,8 +4,7 @@
 import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import type { Registry } from '../container/registry';
-import { isAlive } from '../container/store';
-import { baseHosts, networksOf, readNetworkState, type NetworkRequest } from './attach';
+import { baseHosts, networksOf, type NetworkRequest } from './attach';
 import { parseIp } from './ipv4';
 import { netnsPath } from './netns';
 import { DEFAULT_NETWORK } from './networks';
@@ -23,6 +22,8 @@ export interface NetworkFlags {
   dnsSearch?: string[];
   dnsOption?: string[];
   addHost?: string[];
+  /** --hostname, only to refuse it where it cannot apply. */
+  hostname?: string;
 }
 
 export interface NetworkPart {
@@ -38,10 +39,13 @@ export interface NetworkPart {
 }
 
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i;
+/** Names /etc/hosts has for every container: a member may not take them over in the others'. */
+export const RESERVED_NAMES = /^(localhost|ip6-[a-z]+)$/i;
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,252})$/;
 
 /** A name other members' /etc/hosts will carry: one word, nothing that could start another line. */
 export function checkAlias(alias: string, flag = '--network-alias') {
+  if (flag !== '--hostname' && RESERVED_NAMES.test(alias)) throw new TsrunError(`${flag} ${alias}: a name every /etc/hosts already has (localhost, ip6-*): it would take it over in other containers`);
   if (!HOSTNAME.test(alias)) throw new TsrunError(`${flag} ${JSON.stringify(alias)}: use letters, digits, "_", "." and "-", beginning with a letter or digit`);
 }
 
@@ -60,7 +64,11 @@ function resolvConf(flags: NetworkFlags, hostNetwork: boolean): string {
     lines = [...lines.filter((l) => !/^\s*nameserver\s/.test(l)), ...flags.dns.map((d) => `nameserver ${d}`)];
   }
   for (const v of [...(flags.dnsSearch ?? []), ...(flags.dnsOption ?? [])]) if (!/^[\x21-\x7e]+$/.test(v)) throw new TsrunError(`--dns-search/--dns-option ${JSON.stringify(v)}: one word of printable characters`);
-  if (flags.dnsSearch?.length) lines = [...lines.filter((l) => !/^\s*(search|domain)\s/.test(l)), `search ${flags.dnsSearch.filter((s) => s !== '.').join(' ')}`];
+  if (flags.dnsSearch?.length) {
+    // "." alone means no search domains, as with Docker.
+    const domains = flags.dnsSearch.filter((d) => d !== '.');
+    lines = [...lines.filter((l) => !/^\s*(search|domain)\s/.test(l)), ...(domains.length ? [`search ${domains.join(' ')}`] : [])];
+  }
   if (flags.dnsOption?.length) lines = [...lines.filter((l) => !/^\s*options\s/.test(l)), `options ${flags.dnsOption.join(' ')}`];
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
@@ -85,6 +93,7 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
   for (const a of flags.networkAlias ?? []) checkAlias(a);
   checkAddHosts(extraHosts);
   if (flags.macAddress && !MAC.test(flags.macAddress)) throw new TsrunError(`--mac-address ${flags.macAddress}: use six hex pairs, 02:42:ac:11:00:02`);
+  if (flags.macAddress && parseInt(flags.macAddress.slice(0, 2), 16) & 1) throw new TsrunError(`--mac-address ${flags.macAddress}: a multicast address (the first octet is odd) cannot be an interface's`);
   const ports = [...(flags.publish ?? []).flatMap(parsePublish), ...(flags.publishAll ? publishAll(exposed) : [])];
   const own = (what: string[]) => {
     const given = [flags.publish?.length && '-p', flags.publishAll && '-P', flags.ip && '--ip', flags.networkAlias?.length && '--network-alias', flags.macAddress && '--mac-address'].filter(Boolean);
@@ -97,19 +106,16 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
   }
   if (mode.startsWith('container:')) {
     own(['-p', '-P', '--ip', '--network-alias', '--mac-address']);
+    if (flags.hostname !== undefined) throw new TsrunError(`--hostname cannot be used with --network ${mode}: the namespaces it names are the other container's`);
     if (flags.dns?.length || flags.dnsSearch?.length || flags.dnsOption?.length || extraHosts.length) throw new TsrunError(`--dns, --dns-search, --dns-option and --add-host cannot be used with --network ${mode}: its /etc/hosts and /etc/resolv.conf are the other container's`);
     const other = registry.resolve(mode.slice('container:'.length));
     if (other === id) throw new TsrunError(`--network ${mode}: a container cannot join its own network`);
     const info = registry.read(other);
-    const live = registry.live(info);
-    if (!live.running) throw new TsrunError(`--network ${mode}: container ${info.name} is not running (${live.status}); its network namespace exists only while it runs`);
-    const state = readNetworkState(registry, other);
-    // The other's bound namespace when it has one, else its process's.
-    const path = state ? state.netns : info.hostConfig.network === 'host' ? undefined : `/proc/${live.pid}/ns/net`;
-    const rt = registry.runtimeRecord(other);
-    if (!path && info.hostConfig.network === 'host') return { mode: `container:${other}`, namespace: 'host', hosts: '', resolvConf: '', shareEtcOf: other };
-    if (!state && (!rt || !isAlive(rt.pid, rt.pidStartTime))) throw new TsrunError(`--network ${mode}: container ${info.name} has no live process`);
-    return { mode: `container:${other}`, namespace: { path: path! }, hosts: '', resolvConf: '', shareEtcOf: other };
+    if (info.hostConfig.network === 'host') return { mode: `container:${other}`, namespace: 'host', hosts: '', resolvConf: '', shareEtcOf: other };
+    // Joined by the other's bound namespace, a path that names its network for as long as
+    // it runs (and nothing after): never /proc/PID/ns/net, which a recycled pid could make another's.
+    if (!info.hostConfig.networking) throw new TsrunError(`--network ${mode}: container ${info.name} has --network ${info.hostConfig.network}, whose namespace is not bound where another container can join it; run it on bridge or a user network`);
+    return { mode: `container:${other}`, namespace: { path: netnsPath(registry.runtime.root, other) }, hosts: '', resolvConf: '', shareEtcOf: other };
   }
   // bridge, or a user network.
   const net = networksOf(registry).get(mode);

@@ -141,6 +141,34 @@ export class Repository {
     return { bytes, mediaType, digest };
   }
 
+  /** Every tag of the repository (tags/list, page by page as its Link header says), each a valid tag name. */
+  async tags(): Promise<string[]> {
+    const out: string[] = [];
+    let next = `/v2/${this.path}/tags/list?n=1000`;
+    for (let page = 0; ; page++) {
+      if (page >= 1000) throw new TsrunError(`pull -a ${this.name}: more than 1000 pages of tags`);
+      const r = await this.client.request('GET', next, { scope: this.scope('pull') });
+      if (r.status !== 200) throw await registryError(r, `pull -a ${this.name}: tags`);
+      let list: { tags?: unknown };
+      try {
+        list = JSON.parse((await readBytes(r.body, MAX_MANIFEST)).toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw new TsrunError(`pull -a ${this.name}: the tag list is not valid JSON`);
+      }
+      const tags = list.tags ?? [];
+      if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && /^[\w][\w.-]{0,127}$/.test(t))) throw new TsrunError(`pull -a ${this.name}: the tag list holds something that is not a tag name`);
+      out.push(...tags);
+      // RFC 5988: <url>; rel="next", relative to the registry.
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(r.headers.link ?? ''));
+      if (!link) break;
+      const url = new URL(link[1], 'http://registry.invalid');
+      // Only the registry's own pages: a link elsewhere is not followed.
+      if (url.host !== 'registry.invalid' && url.host !== this.client.endpoint.location) throw new TsrunError(`pull -a ${this.name}: the tag list's next page is on another host (${url.host})`);
+      next = `${url.pathname}${url.search}`;
+    }
+    return [...new Set(out)];
+  }
+
   /** A blob into a file of the store's tmp/, checked while it streams; returns the file. */
   async download(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void): Promise<string> {
     const r = await this.client.request('GET', `/v2/${this.path}/blobs/${desc.digest}`, { scope: this.scope('pull') });
@@ -238,6 +266,30 @@ export async function pullImage(store: ImageStore, text: string, opts: PullOptio
     } catch (e) {
       first ??= e;
       if (tries.length > 1) opts.log?.(`${repo.name} at ${repo.client.endpoint.location}: ${(e as Error).message}`);
+    }
+  }
+  throw first;
+}
+
+/** `pull -a`: every tag of a repository named without a tag or digest. */
+export async function pullAllTags(store: ImageStore, text: string, opts: PullOptions = {}): Promise<Pulled[]> {
+  const last = text.slice(text.lastIndexOf('/') + 1);
+  if (text.includes('@') || last.includes(':')) throw new TsrunError(`pull -a ${text}: name a repository without a tag or digest`);
+  const conf = readRegistriesConf();
+  let first: unknown;
+  for (const ref of candidates(text, conf)) {
+    for (const repo of repositoryFor(ref, conf, opts)) {
+      let tags: string[];
+      try {
+        tags = await repo.tags();
+      } catch (e) {
+        first ??= e;
+        continue;
+      }
+      if (!tags.length) throw new TsrunError(`pull -a ${repo.name}: the repository has no tags`);
+      const out: Pulled[] = [];
+      for (const tag of tags) out.push(await pullFrom(store, repo, { repository: ref.repository, tag }, opts));
+      return out;
     }
   }
   throw first;

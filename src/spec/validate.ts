@@ -167,7 +167,9 @@ export function validateSpec(raw: unknown): Spec {
     need(isObject(linux), 'linux', 'must be an object');
     const l = linux as Record<string, unknown>;
     const nsTypes = new Set<string>();
-    const newNamespaces = new Set(((l.namespaces as { type: string; path?: string }[] | undefined) ?? []).filter((n) => isObject(n) && !n.path).map((n) => n.type));
+    // A namespace of the container's own: a new one, or one joined by path that is not this
+    // host's (a network namespace tsrun made and bound, say), as runc decides for sysctls.
+    const newNamespaces = new Set(((l.namespaces as { type: string; path?: string }[] | undefined) ?? []).filter((n) => isObject(n) && (!n.path || notHosts(n.type, n.path))).map((n) => n.type));
     if (l.namespaces !== undefined) {
       need(Array.isArray(l.namespaces), 'linux.namespaces', 'must be an array');
       (l.namespaces as unknown[]).forEach((ns, i) => {
@@ -248,4 +250,18 @@ export function validateSpec(raw: unknown): Spec {
   }
   refuseUnsupported(raw);
   return raw as unknown as Spec;
+}
+
+const NS_FILE: Record<string, string> = { network: 'net', ipc: 'ipc', uts: 'uts' };
+
+/** Whether a namespace file is another namespace than this process's own of that type. */
+function notHosts(type: string, file: unknown): boolean {
+  if (typeof file !== 'string' || !NS_FILE[type]) return false;
+  try {
+    const a = fs.statSync(file);
+    const b = fs.statSync(`/proc/self/ns/${NS_FILE[type]}`);
+    return a.dev !== b.dev || a.ino !== b.ino;
+  } catch {
+    return false;
+  }
 }
