@@ -21,3 +21,19 @@ export function guardLoopback(bridge: string) {
 export function unguardLoopback(bridge: string) {
   for (let i = 0; i < 10 && iptables(['-C', ...rule(bridge)]).status === 0; i++) iptables(['-D', ...rule(bridge)]);
 }
+
+/**
+ * The rules the firewall plugin keeps per bridge (its same-bridge isolation,
+ * never removed by DEL: other containers share the bridge) go when the
+ * network goes: tsrun owns the network, so it undoes them.
+ */
+export function removeBridgeRules(bridge: string) {
+  const listed = iptables(['-S']).stdout.split('\n');
+  for (const line of listed) {
+    if (!/^-A CNI-ISOLATION-STAGE-[12] /.test(line) || !new RegExp(`(^| )-[io] ${bridge}( |$)`).test(line)) continue;
+    // Shell-like words: the comment is quoted.
+    const args = (line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
+    args[0] = '-D';
+    iptables(args);
+  }
+}

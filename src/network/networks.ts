@@ -9,7 +9,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { CNI_VERSION, type ConfList } from './cni';
-import { unguardLoopback } from './guard';
+import { removeBridgeRules, unguardLoopback } from './guard';
 import { contains, formatIp, formatSubnet, hostRoutes, overlaps, parseIp, parseSubnet, type Subnet } from './ipv4';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -135,6 +135,7 @@ export class Networks {
     fs.rmSync(path.join(this.dir, `${net.name}.conflist`), { force: true });
     deleteBridge(net.bridge);
     unguardLoopback(net.bridge);
+    removeBridgeRules(net.bridge);
     fs.rmSync(path.join(IPAM_DIR, cniName(net)), { recursive: true, force: true });
   }
 
