@@ -12,6 +12,7 @@ import t from 'tap';
 import { busyboxImage, busyboxRootfs, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { makeLayout } from './images';
 import { probeVolume, removeProbe } from './probe';
+import { removeBridgeRules, unguardLoopback } from '../src/network/guard';
 
 // Each container here makes and undoes real interfaces and rules: more than tap's default for a file.
 t.setTimeout(600_000);
@@ -88,6 +89,8 @@ function clean(t: Tap.Test, where: string) {
   t.same(stateEntries(root), [], `${where}: no runtime state`);
 }
 
+// The default network's bridge and its rules are host-wide (as docker0's); made by this file, they go with it.
+const hadDefaultBridge = fs.existsSync('/sys/class/net/tsrun0');
 t.before(() => {
   if (skip) return;
   busyboxImage(storage);
@@ -97,6 +100,11 @@ t.teardown(() => {
   for (const id of fs.existsSync(path.join(storage, 'containers')) ? fs.readdirSync(path.join(storage, 'containers')) : []) ts(['rm', '-f', id]);
   for (const n of ts(['network', 'ls', '-q']).stdout.split('\n').filter((n) => n && n !== 'bridge')) ts(['network', 'rm', n]);
   fs.rmSync(storage, { recursive: true, force: true });
+  if (!hadDefaultBridge) {
+    unguardLoopback('tsrun0');
+    removeBridgeRules('tsrun0');
+    spawnSync('ip', ['link', 'del', 'tsrun0']);
+  }
   removeProbe();
   removeRootfs();
 });
