@@ -107,6 +107,31 @@ Napi::Value Lgetxattr(const Napi::CallbackInfo &info) {
   return Napi::Buffer<char>::Copy(info.Env(), buf.data(), static_cast<size_t>(n));
 }
 
+// llistxattr(path) -> the names of the entry's own extended attributes
+Napi::Value Llistxattr(const Napi::CallbackInfo &info) {
+  std::string path = Str(info[0]);
+  for (;;) {
+    ssize_t n = llistxattr(path.c_str(), nullptr, 0);
+    if (n < 0) {
+      if (errno == ENOTSUP) return Napi::Array::New(info.Env());
+      return ThrowErrno(info.Env(), "llistxattr", errno, path.c_str());
+    }
+    std::vector<char> buf(static_cast<size_t>(n) + 1);
+    ssize_t got = llistxattr(path.c_str(), buf.data(), buf.size());
+    // ERANGE: an attribute was added since the size was asked; ask again.
+    if (got < 0 && errno == ERANGE) continue;
+    if (got < 0) return ThrowErrno(info.Env(), "llistxattr", errno, path.c_str());
+    Napi::Array names = Napi::Array::New(info.Env());
+    uint32_t i = 0;
+    for (ssize_t at = 0; at < got;) {
+      size_t len = strnlen(buf.data() + at, static_cast<size_t>(got - at));
+      if (len) names.Set(i++, Napi::String::New(info.Env(), buf.data() + at, len));
+      at += static_cast<ssize_t>(len) + 1;
+    }
+    return names;
+  }
+}
+
 // pidfdOpen(pid) -> fd (close-on-exec)
 Napi::Value PidfdOpen(const Napi::CallbackInfo &info) {
   long fd = syscall(SYS_pidfd_open, static_cast<pid_t>(Int(info[0])), 0);
@@ -478,6 +503,7 @@ void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("mkfifo", Napi::Function::New(env, Mkfifo));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
+  exports.Set("llistxattr", Napi::Function::New(env, Llistxattr));
   exports.Set("fsetxattr", Napi::Function::New(env, Fsetxattr));
   exports.Set("lchmod", Napi::Function::New(env, Lchmod));
   exports.Set("openat2", Napi::Function::New(env, Openat2));

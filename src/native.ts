@@ -39,6 +39,8 @@ export interface Native {
   mkfifo(path: string, mode: number): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;
+  /** The names of the entry's own extended attributes (a symlink's, not its target's). */
+  llistxattr(path: string): string[];
   fsetxattr(fd: number, name: string, value: Buffer, flags: number): void;
   /** chmod of the entry itself, never of a symlink's target. */
   lchmod(path: string, mode: number): void;

@@ -58,6 +58,18 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
     }
   });
   t.same(servers, [], 'no registries or token servers');
+  // Volumes live in each test store's volumes/ (their tmpfs mounts are among the mounts above).
+  const volumes: string[] = [];
+  const walk = (dir: string, depth: number) => {
+    for (const e of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
+      if (!e.isDirectory() || e.name === 'containers' || e.name === 'layers' || e.name === 'blobs') continue;
+      const p = path.join(dir, e.name);
+      if (e.name === 'volumes') volumes.push(...fs.readdirSync(p).filter((n) => !n.startsWith('.lock')).map((n) => path.join(p, n)));
+      else if (depth < 3) walk(p, depth + 1);
+    }
+  };
+  walk(TEST_BASE, 0);
+  t.same(volumes, [], 'no volumes');
   const probes = path.join(TEST_BASE, 'probe');
   t.same(fs.existsSync(probes) ? fs.readdirSync(probes) : [], [], 'no probe builds');
   // Without recursion: a test that failed may have left a tree deeper than the stack.

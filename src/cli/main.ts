@@ -34,6 +34,7 @@ import * as tag from './tag';
 import * as loginVerb from './login';
 import * as push from './push';
 import * as network from './network';
+import * as volume from './volume';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -46,7 +47,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   // The environment carries it to every CNI call, the monitor's clean-up too.
   program.hook('preAction', () => {

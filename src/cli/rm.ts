@@ -8,10 +8,11 @@ export function register(program: Command) {
     .description('remove containers: their runtime state, cgroups, writable layer, log and name')
     .argument('<id...>', 'container ids, names or id prefixes')
     .option('-f, --force', 'kill a running container first')
-    .action(async (refs: string[], opts: { force?: boolean }, cmd: Command) => {
+    .option('-v, --volumes', 'remove its anonymous volumes too (named volumes stay)')
+    .action(async (refs: string[], opts: { force?: boolean; volumes?: boolean }, cmd: Command) => {
       const registry = registryOf(cmd);
       for (const ref of refs) {
-        await removeContainer(registry, registry.resolve(ref), { force: opts.force });
+        await removeContainer(registry, registry.resolve(ref), { force: opts.force, volumes: opts.volumes });
         process.stdout.write(`${ref}\n`);
       }
     });

@@ -26,6 +26,8 @@ interface RunFlags extends ResourceFlags, Omit<NetworkFlags, 'network'> {
   entrypoint?: string;
   readOnly?: boolean;
   volume?: string[];
+  mount?: string[];
+  volumesFrom?: string[];
   tmpfs?: string[];
   interactive?: boolean;
   tty?: boolean;
@@ -80,7 +82,9 @@ export function register(program: Command) {
     .option('--rm', 'remove the container when it exits')
     .option('--entrypoint <cmd>', 'replace the image\'s entrypoint ("" clears it)')
     .option('--read-only', 'mount the root filesystem read-only')
-    .option('-v, --volume <host:container[:ro]>', 'bind a host path into the container', collect)
+    .option('-v, --volume <[host-path|name:]path[:opts]>', 'bind a host path, mount a named volume (made on first use), or an anonymous volume; opts: ro, rw, nocopy, z, Z, a propagation', collect)
+    .option('--mount <type=...,target=...>', 'Docker\'s --mount: type=bind|volume|tmpfs, source, target, readonly, bind-propagation, bind-nonrecursive, volume-nocopy, volume-label, volume-opt, tmpfs-size, tmpfs-mode', collect)
+    .option('--volumes-from <container[:ro|rw]>', 'the volumes and binds of another container, at the same paths', collect)
     .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
     .option('-i, --interactive', 'keep stdin attached')
     .option('-t, --tty', 'give the container a terminal (with -i: yours, in raw mode)')
@@ -149,6 +153,8 @@ export function register(program: Command) {
         rm: opts.rm,
         readOnly: opts.readOnly,
         volumes: opts.volume,
+        mounts: opts.mount,
+        volumesFrom: opts.volumesFrom,
         tmpfs: opts.tmpfs,
         interactive: opts.interactive,
         network: opts.network,

@@ -8,6 +8,7 @@ import { deleteContainer } from './delete';
 import { startDetached } from './detached';
 import type { ContainerInfo, Registry } from './registry';
 import { removeContainerFiles } from './run-image';
+import { removeAnonymousVolumes } from '../volume/mounts';
 
 /** Docker's rule: whether the policy starts the container again after this exit. */
 export function shouldRestart(info: ContainerInfo, exitCode: number): boolean {
@@ -52,7 +53,10 @@ export async function containerExited(registry: Registry, id: string): Promise<v
       registry.write(info);
       if (info.hostConfig.autoRemove && !restart) return;
     }
-    if (info.hostConfig.autoRemove && !restart) removeContainerFiles(registry, info);
+    if (info.hostConfig.autoRemove && !restart) {
+      removeContainerFiles(registry, info);
+      await removeAnonymousVolumes(registry, info);
+    }
   });
   if (!restart) return;
   const info0 = registry.read(id);

@@ -6,6 +6,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import type { Spec } from '../spec/types';
 import type { ContainerInfo, LiveState, Registry } from './registry';
+import { inspectMounts } from '../volume/mounts';
 
 export interface ContainerSummary {
   id: string;
@@ -143,6 +144,7 @@ export function inspectContainer(registry: Registry, id: string) {
       PortBindings: portBindings(info.hostConfig.networking?.ports ?? []),
       Binds: info.hostConfig.binds,
       Tmpfs: info.hostConfig.tmpfs,
+      Mounts: (info.hostConfig.mounts ?? []).map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readonly })),
       Init: info.hostConfig.init,
       Privileged: info.hostConfig.security?.privileged ?? false,
       CapAdd: info.hostConfig.security?.capAdd ?? [],
@@ -158,7 +160,7 @@ export function inspectContainer(registry: Registry, id: string) {
     },
     NetworkSettings: networkSettings(registry, info),
     GraphDriver: { Name: 'overlay', Data: { LowerDir: info.overlay.lowerdirs.map((l) => (path.isAbsolute(l) ? l : path.join(registry.images.root, l))).join(':'), UpperDir: info.overlay.upperdir, WorkDir: info.overlay.workdir } },
-    Mounts: (spec?.mounts ?? []).filter((m) => m.type === 'bind' && !['/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/init'].includes(m.destination)).map((m) => ({ Type: 'bind', Source: m.source, Destination: m.destination, RW: !(m.options ?? []).includes('ro') })),
+    Mounts: inspectMounts(registry, info, spec?.mounts ?? []),
     Config: {
       Hostname: info.config.hostname,
       User: info.config.user,

@@ -5,6 +5,7 @@
 // symlinks names/NAME -> ID, claimed atomically. Its live process, while
 // there is one, is a runtime container of the same id under --root.
 import type { NetworkRequest } from '../network/attach';
+import type { MountRecord } from '../volume/mounts';
 import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
@@ -54,8 +55,11 @@ export interface ContainerInfo {
     network: string;
     /** The networks joined at each start, ports, addresses (bridge and user networks). */
     networking?: NetworkRequest;
+    /** -v and --tmpfs as given (Docker's HostConfig.Binds and Tmpfs). */
     binds: string[];
     tmpfs: string[];
+    /** Every mount the flags and the image's VOLUME paths gave (absent in records older than volumes). */
+    mounts?: MountRecord[];
     init: boolean;
     /** Absent in records made before the security flags existed. */
     security?: SecurityRecord;

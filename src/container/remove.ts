@@ -10,8 +10,9 @@ import type { Registry } from './registry';
 import { monitorRecorded } from './detached';
 import { isAlive } from './store';
 import { removeContainerDir, removeContainerFiles } from './run-image';
+import { removeAnonymousVolumes } from '../volume/mounts';
 
-export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean } = {}): Promise<void> {
+export async function removeContainer(registry: Registry, id: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
   if (!registry.isManaged(id) && fs.existsSync(registry.containerDir(id))) {
     // A run killed between making the directory and writing its record.
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
@@ -47,5 +48,6 @@ export async function removeContainer(registry: Registry, id: string, opts: { fo
     if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
     await disconnectNetworks(registry, id);
     removeContainerFiles(registry, info);
+    if (opts.volumes) await removeAnonymousVolumes(registry, info);
   });
 }

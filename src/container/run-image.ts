@@ -6,7 +6,7 @@ import os = require('node:os');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import { progress } from '../image/progress';
-import { commandLine, parseVolume, specFromImage, type ImageRunSettings } from '../image/runtime-config';
+import { commandLine, specFromImage, type ImageRunSettings } from '../image/runtime-config';
 import { processStartTime } from './store';
 import { resolveOciReference } from '../image/load';
 import { ImageStore, type LayerInfo } from '../image/store';
@@ -27,6 +27,7 @@ import { pullImage, type RegistryOptions } from '../registry/pull';
 import { deleteContainer } from './delete';
 import { checkAlias, networkFromFlags, type NetworkFlags } from '../network/run-options';
 import { connectNetworks, disconnectNetworks } from '../network/attach';
+import { orderMounts, planMounts, prepareMounts, removeAnonymousVolumes, removeVolumes } from '../volume/mounts';
 
 export interface ImageRunOptions {
   image: string;
@@ -40,8 +41,13 @@ export interface ImageRunOptions {
   name?: string;
   rm?: boolean;
   readOnly?: boolean;
+  /** -v HOST:CTR[:opts], NAME:CTR[:opts], CTR. */
   volumes?: string[];
+  /** --mount type=bind|volume|tmpfs,... */
+  mounts?: string[];
   tmpfs?: string[];
+  /** --volumes-from CONTAINER[:ro|rw] */
+  volumesFrom?: string[];
   interactive?: boolean;
   network?: string;
   /** --publish, --network-alias, --ip, --dns and the rest of the network flags (network: as --network). */
@@ -117,7 +123,7 @@ export function overlayFor(store: ImageStore, layers: LayerInfo[], dir: string):
   const upperdir = path.join(dir, 'upper');
   const workdir = path.join(dir, 'work');
   const full = layers.map((l) => l.dir);
-  if (full.join(':').length + upperdir.length + workdir.length + 40 < 4000) return { lowerdirs: full, upperdir, workdir };
+  if (full.join(':').length + upperdir.length + workdir.length + 80 < 4000) return { lowerdirs: full, upperdir, workdir };
   return { lowerdirs: layers.map((l) => `l/${l.link}`), upperdir, workdir, cwd: store.root };
 }
 
@@ -174,6 +180,9 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const lowerTopFirst = layers.map((l) => l.dir);
   const user = resolveUser(opts.user ?? img.config.config?.User ?? '', readMergedFile(lowerTopFirst, '/etc/passwd'), readMergedFile(lowerTopFirst, '/etc/group'));
 
+  const cfg = img.config.config ?? {};
+  const mounts = planMounts(registry, { volumes: opts.volumes, mounts: opts.mounts, tmpfs: opts.tmpfs, volumesFrom: opts.volumesFrom }, Object.keys(cfg.Volumes ?? {}));
+
   const id = registry.newId();
   const name = opts.name ?? registry.generateName();
   const dir = registry.containerDir(id);
@@ -191,8 +200,6 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     workdir: opts.workdir,
     hostname,
     readOnly: !!opts.readOnly,
-    volumes: opts.volumes ?? [],
-    tmpfs: opts.tmpfs ?? [],
     network,
     netnsPath: typeof net.namespace === 'object' ? net.namespace.path : undefined,
     etcFiles,
@@ -202,7 +209,6 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const spec = specFromImage(img.config, user, settings);
   spec.linux!.resources = resourcesFromFlags(opts.resources ?? {});
   const security = applySecurity(spec, opts.security ?? {}, { groupFile: readMergedFile(lowerTopFirst, '/etc/group') });
-  const cfg = img.config.config ?? {};
   // What the image says that the runtime config has no field for is kept as annotations:
   // the stop signal for `stop`, labels, exposed ports and volumes for `inspect`.
   spec.annotations = {
@@ -244,6 +250,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       ...(net.request ? { networking: net.request } : {}),
       binds: opts.volumes ?? [],
       tmpfs: opts.tmpfs ?? [],
+      mounts,
       init: !!opts.init,
       security,
     },
@@ -262,6 +269,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   if (opts.userns?.userns?.startsWith('auto')) store.locked(record, 'userns.lock');
   else record();
   let named = false;
+  let madeVolumes: string[] = [];
   try {
     for (let tries = 0; ; tries++) {
       try {
@@ -276,19 +284,10 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       }
     }
     named = true;
-    for (const v of opts.volumes ?? []) {
-      // Docker creates a missing host path as a directory; a file is bound as it is.
-      const host = parseVolume(v).hostPath;
-      if (fs.existsSync(host)) continue;
-      let dangling = false;
-      try {
-        dangling = fs.lstatSync(host).isSymbolicLink();
-      } catch {
-        /* missing: made below */
-      }
-      if (dangling) throw new TsrunError(`-v ${v}: ${host} is a symlink to ${fs.readlinkSync(host)}, which does not exist`);
-      fs.mkdirSync(host, { recursive: true });
-    }
+    // The record names its volumes from here on: no prune can take one it is about to use.
+    const prepared = await prepareMounts(registry, id, mounts, lowerTopFirst);
+    madeVolumes = prepared.made;
+    spec.mounts = orderMounts([...spec.mounts!, ...prepared.mounts]);
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });
     if (!net.shareEtcOf) {
       fs.writeFileSync(etcFiles.hosts, net.hosts);
@@ -311,6 +310,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     // A container that was never made complete is not kept.
     if (named) registry.releaseName(info.name, id);
     removeContainerDir(dir);
+    await removeVolumes(registry, madeVolumes).catch(() => undefined);
     throw e;
   }
 }
@@ -352,7 +352,10 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     // A failed undo keeps the container (rm -f tries again), and never hides the error that ended the run.
     try {
       await disconnectNetworks(registry, id);
-      if (opts.rm || !started) removeContainerFiles(registry, info);
+      if (opts.rm || !started) {
+        removeContainerFiles(registry, info);
+        await removeAnonymousVolumes(registry, info);
+      }
     } catch (e) {
       if (failure === undefined) throw e;
     }
@@ -373,6 +376,7 @@ export async function runImageDetached(opts: ImageRunOptions): Promise<string> {
         if (registry.runtime.exists(info.id)) await deleteContainer(info.id, { root: registry.runtime.root, force: true });
         await disconnectNetworks(registry, info.id);
         removeContainerFiles(registry, info);
+        await removeAnonymousVolumes(registry, info);
       } catch {
         /* kept for rm -f: the first error is the one to report */
       }

@@ -1,7 +1,6 @@
 // An image's config and Docker-style run options into a runtime-spec
 // config.json, with Docker's default security (its 14 capabilities, its
 // masked and read-only paths, only the default devices).
-import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { Mount, Spec } from '../spec/types';
 import type { ImageConfig } from './types';
@@ -51,10 +50,6 @@ export interface ImageRunSettings {
   workdir?: string;
   hostname: string;
   readOnly: boolean;
-  /** -v HOST:CTR[:ro] */
-  volumes: string[];
-  /** --tmpfs PATH[:opts] */
-  tmpfs: string[];
   network: 'none' | 'host';
   /** A network namespace made beforehand (bridge and user networks, container:NAME), joined by path. */
   netnsPath?: string;
@@ -100,27 +95,6 @@ export function mergeEnv(base: string[], overrides: string[]): string[] {
   return [...env.values()];
 }
 
-export function parseVolume(v: string): Mount & { hostPath: string } {
-  const parts = v.split(':');
-  if (parts.length < 2 || parts.length > 3) throw new TsrunError(`invalid volume "${v}": expected HOST:CONTAINER[:ro|rw]`);
-  const [host, ctr, mode = 'rw'] = parts;
-  if (!host.startsWith('/')) throw new TsrunError(`invalid volume "${v}": the host path must be absolute (named volumes are not supported)`);
-  if (!ctr.startsWith('/')) throw new TsrunError(`invalid volume "${v}": the container path must be absolute`);
-  const opts = mode.split(',');
-  for (const o of opts) if (!['ro', 'rw', 'z', 'Z', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) throw new TsrunError(`invalid volume "${v}": unknown option "${o}"`);
-  return { destination: path.posix.normalize(ctr), type: 'bind', source: path.resolve(host), hostPath: path.resolve(host), options: ['rbind', ...opts.filter((o) => o !== 'z' && o !== 'Z')] };
-}
-
-export function parseTmpfs(t: string): Mount {
-  const colon = t.indexOf(':');
-  const dest = colon < 0 ? t : t.slice(0, colon);
-  const extra = colon < 0 ? [] : t.slice(colon + 1).split(',').filter(Boolean);
-  if (!dest.startsWith('/')) throw new TsrunError(`invalid --tmpfs "${t}": the path must be absolute`);
-  // Docker's defaults, which the given options override.
-  const defaults = ['noexec', 'nosuid', 'nodev'].filter((d) => !extra.includes(d.slice(2)) && !extra.includes(d));
-  return { destination: path.posix.normalize(dest), type: 'tmpfs', source: 'tmpfs', options: [...defaults, ...extra] };
-}
-
 export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRunSettings): Spec {
   const cfg = image.config ?? {};
   const args = commandLine(cfg, s.args, s.entrypoint);
@@ -142,11 +116,6 @@ export function specFromImage(image: ImageConfig, user: ResolvedUser, s: ImageRu
     { destination: '/etc/resolv.conf', type: 'bind', source: s.etcFiles.resolvConf, options: ['rbind', 'rprivate'] },
     { destination: '/etc/hostname', type: 'bind', source: s.etcFiles.hostname, options: ['rbind', 'rprivate'] },
     { destination: '/etc/hosts', type: 'bind', source: s.etcFiles.hosts, options: ['rbind', 'rprivate'] },
-    ...s.volumes.map((v) => {
-      const { hostPath: _h, ...m } = parseVolume(v);
-      return m;
-    }),
-    ...s.tmpfs.map(parseTmpfs),
     ...(s.init ? [{ destination: INIT_IN_CONTAINER, type: 'bind', source: s.init, options: ['bind', 'ro', 'nosuid', 'nodev'] }] : []),
   ];
   const namespaces: Spec['linux'] = {

@@ -554,3 +554,27 @@ export async function unpackLayer(file: string, dest: string, opts: UnpackOption
   if (opts.expectDiffID && opts.expectDiffID !== diffID) throw mismatch('diffID', opts.expectDiffID, diffID);
   return { digest, diffID, compressedSize: tapCompressed.bytes, size: tapPlain.bytes, entries: writer.entries };
 }
+
+/** One entry for writeTree: a tar header and its body (empty but for regular files). */
+export interface TreeEntry {
+  header: TarStream.Header;
+  body: AsyncIterable<Buffer>;
+}
+
+/**
+ * Writes entries into dest, an empty directory private to the caller, with
+ * the unpacker's rules: nothing lands outside it, nothing is written through
+ * a symlink, every metadata write acts on the entry itself. Returns how many
+ * entries were written; on failure dest's contents are left to the caller.
+ */
+export async function writeTree(dest: string, entries: AsyncIterable<TreeEntry>, label: string): Promise<number> {
+  const writer = new LayerWriter(dest);
+  try {
+    for await (const e of entries) await writer.entry(e.header, e.body);
+    writer.finish();
+  } catch (e) {
+    const why = e instanceof Refused ? `refused: ${e.message}` : (e as Error).message;
+    throw new TsrunError(`${label}: ${why}`);
+  }
+  return writer.entries;
+}

@@ -4,7 +4,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import { MAX_ID } from '../spec/validate';
-import { native } from '../native';
+import { resolveMerged } from './merged';
 
 export interface ResolvedUser {
   uid: number;
@@ -16,91 +16,12 @@ export interface ResolvedUser {
 /** Files read whole to resolve a user: /etc/passwd and /etc/group. */
 const MAX_ACCOUNT_FILE = 16 << 20;
 
-/** Path components a lookup may resolve in all, symlinks included: bounds the work a hostile image can ask for. */
-const MAX_COMPONENTS = 4096;
-
-/**
- * A directory of the merged view: where it is, as a real directory, in each
- * layer that adds to it (null where a layer has nothing there, or where a
- * layer above hides the rest by a whiteout, a non-directory or opacity).
- */
-type MergedDir = (string | null)[];
-
-const isWhiteout = (st: fs.Stats) => st.isCharacterDevice() && st.rdev === 0;
-const isOpaque = (dir: string) => native().lgetxattr(dir, 'trusted.overlay.opaque')?.toString() === 'y';
-
-/** One component further, as overlayfs looks it up: the topmost entry, and the merged directory if it is one. */
-function lookupIn(dir: MergedDir, name: string): { abs: string; st: fs.Stats; dir?: MergedDir } | null {
-  let top: { abs: string; st: fs.Stats } | undefined;
-  const below: MergedDir = dir.map(() => null);
-  for (let i = 0; i < dir.length; i++) {
-    if (dir[i] === null) continue;
-    const abs = `${dir[i]}/${name}`;
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(abs);
-    } catch {
-      continue; // nothing here in this layer: lower ones may have it
-    }
-    if (!top) {
-      if (isWhiteout(st)) return null;
-      top = { abs, st };
-      if (!st.isDirectory()) return top;
-    } else if (!st.isDirectory()) {
-      break; // a whiteout or non-directory under a directory ends the merge
-    }
-    below[i] = abs;
-    if (isOpaque(abs)) break;
-  }
-  return top ? { ...top, dir: below } : null;
-}
-
-/**
- * Reads a file as the merged overlay would show it: the topmost layer that
- * has it wins; a whiteout or an opaque directory above hides lower copies.
- * Symlinks on the way are followed as the container would follow them,
- * inside the image: an absolute one starts again at the image's root, never
- * the host's. Each component costs one lstat per layer; a lookup past
- * MAX_COMPONENTS components (symlinks included) gives up. undefined when the
- * file is absent, not a regular file, or out of that reach.
- */
+/** A file as the merged overlay of the image's layers shows it (see resolveMerged). */
 export function readMergedFile(layerDirsTopFirst: string[], file: string): string | undefined {
-  const rootDir = (): MergedDir => {
-    const d: MergedDir = layerDirsTopFirst.map(() => null);
-    for (let i = 0; i < layerDirsTopFirst.length; i++) {
-      d[i] = layerDirsTopFirst[i];
-      if (isOpaque(layerDirsTopFirst[i])) break;
-    }
-    return d;
-  };
-  let stack: MergedDir[] = [rootDir()];
-  let todo = file.split('/').filter(Boolean);
-  for (let hops = 0, budget = MAX_COMPONENTS; todo.length; ) {
-    if (--budget < 0 || todo.length > MAX_COMPONENTS) return undefined;
-    const name = todo.shift()!;
-    if (name === '.') continue;
-    if (name === '..') {
-      if (stack.length > 1) stack.pop();
-      continue;
-    }
-    const hit = lookupIn(stack[stack.length - 1], name);
-    if (!hit) return undefined;
-    if (hit.st.isSymbolicLink()) {
-      if (++hops > 40) return undefined;
-      const target = fs.readlinkSync(hit.abs);
-      if (target.startsWith('/')) stack = [stack[0]];
-      todo = [...target.split('/').filter(Boolean), ...todo];
-      continue;
-    }
-    if (todo.length === 0) {
-      if (!hit.st.isFile() || hit.st.size > MAX_ACCOUNT_FILE) return undefined;
-      // Every directory on the way was checked to be a real one in its layer.
-      return fs.readFileSync(hit.abs, 'utf8');
-    }
-    if (!hit.dir) return undefined;
-    stack.push(hit.dir);
-  }
-  return undefined;
+  const hit = resolveMerged(layerDirsTopFirst, file);
+  if (!hit || !hit.st.isFile() || hit.st.size > MAX_ACCOUNT_FILE) return undefined;
+  // Every directory on the way was checked to be a real one in its layer.
+  return fs.readFileSync(hit.abs, 'utf8');
 }
 
 interface PasswdEntry {
