@@ -35,6 +35,10 @@ import * as loginVerb from './login';
 import * as push from './push';
 import * as network from './network';
 import * as volume from './volume';
+import * as diff from './diff';
+import * as commit from './commit';
+import * as exportVerb from './export';
+import * as cp from './cp';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -47,7 +51,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, cp, diff, commit, exportVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   // The environment carries it to every CNI call, the monitor's clean-up too.
   program.hook('preAction', () => {

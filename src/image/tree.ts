@@ -208,7 +208,9 @@ export function packTar(entries: AsyncIterable<TreeEntry>): Readable {
     for await (const e of entries) {
       await new Promise<void>((resolve, reject) => {
         const done = (err?: Error | null) => (err ? reject(err) : resolve());
-        if (e.header.type !== 'file' || !e.header.size) return void pack.entry({ ...e.header, size: 0 }, done);
+        // An empty file still takes a (zero-length) body: without one tar-stream waits for its end.
+        if (e.header.type === 'file' && !e.header.size) return void pack.entry({ ...e.header, size: 0 }, Buffer.alloc(0), done);
+        if (e.header.type !== 'file') return void pack.entry({ ...e.header, size: 0 }, done);
         const w = pack.entry(e.header, done);
         (async () => {
           for await (const chunk of e.body) if (!w.write(chunk)) await once(w, 'drain');

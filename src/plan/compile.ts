@@ -253,12 +253,19 @@ function idmapSteps(idmap: IdmapLayers, o: OverlayMount, rootfs: string): PlanSt
   steps.push(step(Op.CHDIR, `chdir ${idmap.dir}`, 'the idmapped layers are named relative to here, short enough for one page of mount options', { s: [idmap.dir] }));
   steps.push(
     step(Op.MOUNT, `mount overlay on ${rootfs} (${o.lowerdirs.length} idmapped layer${o.lowerdirs.length === 1 ? '' : 's'})`, 'the idmapped layers under the container\'s writable directory, which belongs to the container\'s root (overlayfs(5))', {
-      s: ['overlay', rootfs, 'overlay', `lowerdir=${o.lowerdirs.map((_, i) => String(i)).join(':')},upperdir=${o.upperdir},workdir=${o.workdir}`],
+      s: ['overlay', rootfs, 'overlay', `lowerdir=${o.lowerdirs.map((_, i) => String(i)).join(':')},upperdir=${o.upperdir},workdir=${o.workdir}${OVERLAY_PLAIN}`],
       n: [0, 0, 0, 0, 0],
     }),
   );
   return steps;
 }
+
+/**
+ * Whatever the kernel's defaults: a renamed directory is copied up whole
+ * and a changed file's data goes to the upper directory, so that directory
+ * alone says what changed (diff, commit read it as an OCI layer).
+ */
+const OVERLAY_PLAIN = ',redirect_dir=off,metacopy=off';
 
 function mapsRoot(m: { containerID: number; size: number }[] | undefined): boolean {
   return (m ?? []).some((e) => e.containerID === 0 && e.size > 0);
@@ -272,7 +279,7 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   if (opts.overlay && !opts.idmap) {
     const o = opts.overlay;
     if (o.cwd) steps.push(step(Op.CHDIR, `chdir ${o.cwd}`, 'the layer paths below are relative to here, short enough for one page of mount options', { s: [o.cwd] }));
-    const data = `lowerdir=${o.lowerdirs.join(':')},upperdir=${o.upperdir},workdir=${o.workdir}`;
+    const data = `lowerdir=${o.lowerdirs.join(':')},upperdir=${o.upperdir},workdir=${o.workdir}${OVERLAY_PLAIN}`;
     steps.push(
       step(Op.MOUNT, `mount overlay on ${rootfs} (${o.lowerdirs.length} layer${o.lowerdirs.length === 1 ? '' : 's'})`, 'the image layers, read-only and shared, under a writable upper directory of this container alone: creating a container copies nothing (overlayfs(5))', {
         s: ['overlay', rootfs, 'overlay', data],

@@ -1,0 +1,85 @@
+// commit: a container's writable layer becomes a new gzip layer on top of
+// its image's, and its config (command, environment, -c changes) the new
+// image's config, with a history entry as Docker writes one.
+import fs = require('node:fs');
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib = require('node:zlib');
+import { crypto } from '../lazy';
+import { TsrunError } from '../errors';
+import type { Registry } from '../container/registry';
+import { containerLayers, whileFrozen } from '../container/filesystem';
+import type { Digest } from './digest';
+import { applyChange } from './import';
+import type { ImageRecord } from './store';
+import { packTar, upperEntries } from './tree';
+import { MEDIA, type ImageConfig, type Manifest } from './types';
+
+export interface CommitOptions {
+  /** -c: Dockerfile instructions applied to the new config. */
+  changes?: string[];
+  /** -m: the history entry's comment. */
+  message?: string;
+  /** -a */
+  author?: string;
+  /** Freeze a running container while its layer is read (Docker's default). */
+  pause?: boolean;
+}
+
+function hashing(hash: ReturnType<ReturnType<typeof crypto>['createHash']>, count: { bytes: number }) {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      count.bytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+}
+
+export async function commitContainer(registry: Registry, ref: string, name: string | undefined, opts: CommitOptions = {}): Promise<ImageRecord> {
+  const store = registry.images;
+  const layers = containerLayers(registry, ref);
+  const { info } = layers;
+  const base = store.get(info.imageId);
+  const config: ImageConfig = structuredClone(base.config);
+  const c = (config.config ??= {});
+  // Docker's commit takes the container's own settings: the command it ran, its environment, its user.
+  c.Cmd = info.config.cmd;
+  c.Entrypoint = info.config.entrypoint;
+  c.Env = info.config.env.filter((e) => !e.startsWith('HOSTNAME='));
+  c.User = info.config.user || undefined;
+  c.WorkingDir = info.config.workingDir === '/' && !base.config.config?.WorkingDir ? undefined : info.config.workingDir;
+  if (Object.keys(info.config.labels).length) c.Labels = { ...info.config.labels };
+  for (const change of opts.changes ?? []) applyChange(c, change);
+
+  const tmp = store.tmpPath('commit');
+  const plainHash = crypto().createHash('sha256');
+  const blobHash = crypto().createHash('sha256');
+  const plain = { bytes: 0 };
+  const blob = { bytes: 0 };
+  try {
+    const write = () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints)), hashing(plainHash, plain), zlib.createGzip({ level: 1 }), hashing(blobHash, blob), fs.createWriteStream(tmp, { mode: 0o600 }));
+    await (opts.pause === false ? write() : whileFrozen(registry, info.id, write));
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    const why = e instanceof TsrunError ? e.message : `${(e as NodeJS.ErrnoException).code ? `${(e as NodeJS.ErrnoException).code} ` : ''}${(e as Error).message}`;
+    throw new TsrunError(`commit ${info.name}: read its writable layer ${layers.upper}: ${why}`);
+  }
+  const diffID: Digest = `sha256:${plainHash.digest('hex')}`;
+  const digest: Digest = `sha256:${blobHash.digest('hex')}`;
+  store.adoptBlob(tmp, digest);
+
+  const now = new Date().toISOString();
+  config.created = now;
+  config.rootfs = { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, diffID] };
+  config.history = [...(base.config.history ?? []), { created: now, created_by: [info.path, ...info.args].join(' '), ...(opts.message ? { comment: opts.message } : {}), ...(opts.author ? { author: opts.author } : {}) }];
+  if (opts.author) (config as ImageConfig & { author?: string }).author = opts.author;
+  const configBytes = JSON.stringify(config);
+  const manifest: Manifest = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociManifest,
+    config: { mediaType: MEDIA.ociConfig, digest: store.writeBlob(configBytes), size: Buffer.byteLength(configBytes) },
+    layers: [...base.manifest.layers, { mediaType: MEDIA.ociLayerGzip, digest, size: blob.bytes }],
+  };
+  return store.addImage(store.writeBlob(JSON.stringify(manifest)), name ? [name] : []);
+}
