@@ -4,7 +4,6 @@
 import fs = require('node:fs');
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib = require('node:zlib');
 import { crypto } from '../lazy';
 import { TsrunError } from '../errors';
 import type { Registry } from '../container/registry';
@@ -13,6 +12,7 @@ import type { Digest } from './digest';
 import { applyChange } from './import';
 import type { ImageRecord } from './store';
 import { packTar, upperEntries } from './tree';
+import { parallelGzip } from './gzip';
 import { MEDIA, type ImageConfig, type Manifest } from './types';
 
 export interface CommitOptions {
@@ -58,7 +58,7 @@ export async function commitContainer(registry: Registry, ref: string, name: str
   const plain = { bytes: 0 };
   const blob = { bytes: 0 };
   try {
-    const write = () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints)), hashing(plainHash, plain), zlib.createGzip({ level: 1 }), hashing(blobHash, blob), fs.createWriteStream(tmp, { mode: 0o600 }));
+    const write = () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints)), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), fs.createWriteStream(tmp, { mode: 0o600 }));
     await (opts.pause === false ? write() : whileFrozen(registry, info.id, write));
   } catch (e) {
     fs.rmSync(tmp, { force: true });

@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// npm run bench (sixth part): moving files in and out of containers.
+//  - `cp` of a 200 MB tree (400 files of 500 kB in 20 directories: half
+//    random bytes, as compressed media are, half text from a seeded
+//    generator, as sources and logs are) from the host into a running
+//    container, tsrun beside `podman
+//    cp` (runc), rounds interleaved in a random order; the copy is removed
+//    between rounds, untimed.
+//  - `commit` of a container whose writable layer holds that tree (a new
+//    gzip layer each time), tsrun beside `podman commit`; the image is
+//    removed between rounds, untimed.
+// tsrun's rows run with NODE_EXTRA_CA_CERTS as the caller has it and
+// without it (Node reads that file before anything else).
+import crypto from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchWork } from './bench-work.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const project = path.resolve(here, '..');
+const cli = path.join(project, 'dist', 'tsrun.js');
+const N = Number(process.env.BENCH_N ?? 7);
+const MB = Number(process.env.BENCH_TREE_MB ?? 200);
+
+if (process.getuid() !== 0) {
+  console.error('bench: needs root');
+  process.exit(1);
+}
+const have = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+const { work, cleanups } = benchWork('tsrun-bench-volume-');
+const storage = path.join(work, 'storage');
+const root = path.join(work, 'state');
+const proot = path.join(work, 'podman');
+
+const withCa = { ...process.env };
+const withoutCa = { ...process.env };
+delete withoutCa.NODE_EXTRA_CA_CERTS;
+const tsrun = (args, env = withCa) => execFileSync(process.execPath, [cli, '--root', root, '--storage', storage, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env, maxBuffer: 64 << 20 });
+const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+const time = (f) => {
+  const t0 = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+};
+const q = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
+};
+const med = (xs) => q(xs, 0.5);
+
+// The tree, the same on every run: gzip in commit meets both kinds of content.
+const tree = path.join(work, 'tree');
+const files = 400;
+const size = Math.floor((MB * 1e6) / files);
+const words = ['container', 'runtime', 'layer', 'volume', 'the', 'of', 'and', 'mount', 'image', 'kernel', 'namespace', 'cgroup', 'file', 'process', 'network', 'a', 'to', 'is', '{', '}', '=', ';', '\n'];
+let seed = 42;
+const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
+function text(n) {
+  const parts = [];
+  let len = 0;
+  while (len < n) {
+    const w = words[Math.floor(rand() * words.length)] + (rand() < 0.8 ? ' ' : `${Math.floor(rand() * 1000)} `);
+    parts.push(w);
+    len += w.length;
+  }
+  return parts.join('').slice(0, n);
+}
+for (let d = 0; d < 20; d++) fs.mkdirSync(path.join(tree, `d${d}`), { recursive: true });
+for (let i = 0; i < files; i++) {
+  // Random half from a seeded stream too (sha256 in counter mode).
+  const body = i % 2 ? Buffer.from(text(size)) : Buffer.concat(Array.from({ length: Math.ceil(size / 32) }, (_, k) => crypto.createHash('sha256').update(`${i}:${k}`).digest())).subarray(0, size);
+  fs.writeFileSync(path.join(tree, `d${i % 20}`, `f${i}`), body);
+}
+
+execFileSync(path.join(project, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
+const hasPodman = have('podman') && have('runc');
+const podmanLimits = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
+const tsBox = tsrun(['run', '-d', 'busybox', 'sleep', '1d']).trim();
+const tsLayer = tsrun(['run', '-d', 'busybox', 'sleep', '1d']).trim();
+tsrun(['cp', tree, `${tsLayer}:/tree`]);
+cleanups.push(() => tsrun(['rm', '-f', tsBox, tsLayer]));
+let pmBox = '';
+let pmLayer = '';
+if (hasPodman) {
+  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
+  podman(['load', '-i', path.join(work, 'bb.tar')]);
+  cleanups.push(() => {
+    podman(['rm', '-fa', '-t', '0']);
+    podman(['system', 'reset', '--force']);
+  });
+  pmBox = podman(['run', '-d', ...podmanLimits, 'docker.io/library/busybox:latest', 'sleep', '1d']).trim();
+  pmLayer = podman(['run', '-d', ...podmanLimits, 'docker.io/library/busybox:latest', 'sleep', '1d']).trim();
+  podman(['cp', tree, `${pmLayer}:/tree`]);
+}
+
+let n = 0;
+const variants = [
+  ['tsrun cp', (env) => tsrun(['cp', tree, `${tsBox}:/copy`], env), () => tsrun(['exec', tsBox, 'rm', '-rf', '/copy']), 'cp'],
+  ['tsrun commit', (env) => tsrun(['commit', tsLayer, `bench:${++n}`], env), () => tsrun(['rmi', `bench:${n}`]), 'commit'],
+].flatMap(([name, run, undo, kind]) => [
+  [name, () => run(withCa), undo, kind],
+  [`${name} (no NODE_EXTRA_CA_CERTS)`, () => run(withoutCa), undo, kind],
+]);
+if (hasPodman) {
+  variants.push(['podman cp', () => podman(['cp', tree, `${pmBox}:/copy`]), () => podman(['exec', pmBox, 'rm', '-rf', '/copy']), 'cp']);
+  variants.push(['podman commit', () => podman(['commit', pmLayer, `localhost/bench:${++n}`]), () => podman(['rmi', `localhost/bench:${n}`]), 'commit']);
+}
+for (const [, run, undo] of variants) {
+  run(); // warm-up
+  undo();
+}
+const samples = new Map(variants.map(([name]) => [name, []]));
+for (let round = 0; round < N; round++) {
+  for (const [name, run, undo] of [...variants].sort(() => Math.random() - 0.5)) {
+    samples.get(name).push(time(run));
+    undo();
+  }
+  console.error(`bench: volume: round ${round + 1}/${N}`);
+}
+
+console.log(`\nfiles in and out of containers: ${N} interleaved rounds (random order), a ${MB} MB tree of ${files} files; kernel ${os.release()}, ${os.cpus().length} cpus, load ${os.loadavg()[0].toFixed(2)}`);
+const width = Math.max(...variants.map(([name]) => name.length));
+console.log(`${'what'.padEnd(width)}  median ms   p10-p90 ms`);
+for (const [name] of variants) {
+  const xs = samples.get(name);
+  console.log(`${name.padEnd(width)}  ${med(xs).toFixed(0).padStart(9)}   ${q(xs, 0.1).toFixed(0)}-${q(xs, 0.9).toFixed(0)}`);
+}
+if (hasPodman) {
+  for (const kind of ['cp', 'commit']) console.log(`tsrun ${kind} / podman ${kind}: ${(med(samples.get(`tsrun ${kind}`)) / med(samples.get(`podman ${kind}`))).toFixed(2)} (without NODE_EXTRA_CA_CERTS: ${(med(samples.get(`tsrun ${kind} (no NODE_EXTRA_CA_CERTS)`)) / med(samples.get(`podman ${kind}`))).toFixed(2)})`);
+} else console.log('podman or runc is not installed: no podman rows (apt-get install podman runc)');
