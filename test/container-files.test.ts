@@ -53,6 +53,9 @@ t.test('cp into and out of a running container, with Docker\'s rules for where t
 
   // A symlink in the container pointing at /etc: the copy lands in the container's /etc; the host's is untouched.
   const before = fs.readFileSync('/etc/passwd', 'utf8');
+  t.equal(ts(['cp', `${host}/src/a`, 'box:../../../../tmp/climbed']).status, 0, '".." stops at the container\'s root');
+  t.equal(inside('cat /tmp/climbed'), 'A');
+  t.notOk(fs.existsSync('/tmp/climbed'), 'nothing on the host');
   t.equal(ts(['cp', `${host}/src/a`, 'box:/evil/planted']).status, 0);
   t.notOk(fs.existsSync('/etc/planted'), 'nothing written to the host\'s /etc');
   t.equal(inside('cat /etc/planted'), 'A', 'it is in the container\'s /etc');

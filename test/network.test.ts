@@ -176,8 +176,11 @@ t.test('a user network: members reach each other by name and alias; another netw
   // A member that comes later is named in the hosts of those already there.
   t.equal(ts(['run', '-d', '--name', 'late', '--network', 'app', 'busybox', 'sleep', '60']).status, 0);
   t.match(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /^10\.231\.1\.\d+\tlate [0-9a-f]{12}$/m, 'the db\'s /etc/hosts now names the late one');
-  t.equal(ts(['rm', '-f', 'late']).status, 0);
-  t.notMatch(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /\blate\b/, 'and forgets it when it goes');
+  t.equal(ts(['rename', 'late', 'later']).status, 0);
+  t.match(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /^10\.231\.1\.\d+\tlater [0-9a-f]{12}$/m, 'a rename reaches the others\' /etc/hosts');
+  t.notMatch(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /\blate\b/);
+  t.equal(ts(['rm', '-f', 'later']).status, 0);
+  t.notMatch(ts(['exec', 'db', 'cat', '/etc/hosts']).stdout, /\blater?\b/, 'and forgets it when it goes');
   const ins = JSON.parse(ts(['network', 'inspect', 'app']).stdout)[0];
   t.match(ins, { Name: 'app', Driver: 'bridge', Labels: { team: 'db' }, IPAM: { Config: [{ Subnet: SUBNET(1), Gateway: '10.231.1.1' }] } });
   t.equal(Object.values(ins.Containers as Record<string, { Name: string }>).map((c) => c.Name).join(), 'db', 'inspect lists its member');
@@ -272,6 +275,23 @@ t.test('faults: a killed run, a dead monitor, state after a reboot; stop and res
   t.ok(hostTraces().leases.length > 0, 'its lease survived the "reboot"');
   clean(t, 'rebooted');
   t.equal(ts(['network', 'rm', 'faulty']).status, 0);
+});
+
+t.test('/etc/resolv.conf: --dns, --dns-search, --dns-option; Docker\'s fallback when the host has only loopback resolvers', { skip }, async (t) => {
+  let r = ts(['run', '--rm', '--dns', '10.231.9.9', '--dns-search', 'example.test', '--dns-option', 'ndots:2', 'busybox', 'cat', '/etc/resolv.conf']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^nameserver 10\.231\.9\.9$/m);
+  t.notMatch(r.stdout.replace(/^nameserver 10\.231\.9\.9$/m, ''), /^nameserver /m, '--dns replaces the host\'s');
+  t.match(r.stdout, /^search example\.test$/m);
+  t.match(r.stdout, /^options ndots:2$/m);
+  // A host that resolves through a local stub (systemd-resolved's 127.0.0.53): seen only by this tsrun, in a mount namespace of its own.
+  const stub = path.join(TEST_BASE, `resolv-${process.pid}.conf`);
+  fs.writeFileSync(stub, 'nameserver 127.0.0.53\nsearch lan\n');
+  const cli = path.join(__dirname, '..', 'dist', 'tsrun.js');
+  const u = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount --bind ${stub} /etc/resolv.conf && exec ${process.execPath} ${cli} --root ${root} --storage ${storage} run --rm busybox cat /etc/resolv.conf`], { encoding: 'utf8' });
+  fs.rmSync(stub);
+  t.equal(u.status, 0, u.stderr);
+  t.equal(u.stdout, 'search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n', 'the loopback resolver dropped, Docker\'s public ones instead');
 });
 
 t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t) => {

@@ -2,6 +2,7 @@
 // name taken meanwhile fails cleanly and the old one stays.
 import fs = require('node:fs');
 import type { Registry } from './registry';
+import { networksOf, readNetworkState, refreshHosts } from '../network/attach';
 
 export async function renameContainer(registry: Registry, id: string, newName: string): Promise<void> {
   await registry.lock(id, () => {
@@ -22,4 +23,7 @@ export async function renameContainer(registry: Registry, id: string, newName: s
     }
     registry.releaseName(old, id);
   });
+  // Its peers on user networks know it by name: their /etc/hosts follow the new one.
+  const joined = new Set((readNetworkState(registry, id)?.attachments ?? []).map((a) => a.network));
+  if (joined.size) await refreshHosts(registry, networksOf(registry).list().filter((n) => joined.has(n.name)));
 }

@@ -49,6 +49,9 @@ export function checkAlias(alias: string, flag = '--network-alias') {
   if (!HOSTNAME.test(alias)) throw new TsrunError(`${flag} ${JSON.stringify(alias)}: use letters, digits, "_", "." and "-", beginning with a letter or digit`);
 }
 
+/** Docker's nameservers for a container whose host has only loopback ones. */
+const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4'];
+
 function resolvConf(flags: NetworkFlags, hostNetwork: boolean): string {
   let text = '';
   try {
@@ -59,6 +62,8 @@ function resolvConf(flags: NetworkFlags, hostNetwork: boolean): string {
   let lines = text.split('\n').filter((l) => l.trim() !== '');
   // Loopback resolvers of the host are unreachable from another network namespace.
   if (!hostNetwork) lines = lines.filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  // With none left (a host that resolves through 127.0.0.53, say), Docker's fallback: Google's public resolvers.
+  if (!hostNetwork && !flags.dns?.length && !lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push(...FALLBACK_NAMESERVERS.map((n) => `nameserver ${n}`));
   if (flags.dns?.length) {
     for (const d of flags.dns) if (parseIp(d) === undefined && !/^[0-9a-f:]+$/i.test(d)) throw new TsrunError(`--dns ${d}: not an IP address`);
     lines = [...lines.filter((l) => !/^\s*nameserver\s/.test(l)), ...flags.dns.map((d) => `nameserver ${d}`)];
