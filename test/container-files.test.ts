@@ -145,3 +145,70 @@ t.test('diff, commit (a deleted file stays deleted), export | import', { skip: n
   t.equal(bad.status, 125);
   t.match(bad.stderr, /^tsrun: no such container: nosuch$/m);
 });
+
+t.test('review findings: a container racing diff and commit, stream errors, type changes, devices and setuid, an interrupted copy', { skip: needsRoot }, async (t) => {
+  // A container that keeps swapping a directory for a symlink to a host directory: diff and commit read it frozen.
+  const secret = path.join(host, 'secret-dir');
+  fs.mkdirSync(secret, { recursive: true });
+  fs.writeFileSync(path.join(secret, 'host-only-name'), 'HOST-SECRET');
+  const racer = ts(['run', '-d', 'busybox', 'sh', '-c', `mkdir /b; echo c > /b/inner; ln -s ${secret} /x; while :; do mv /b /t; mv /x /b; mv /t /x; done`]).stdout.trim();
+  t.match(racer, /^[0-9a-f]{64}$/);
+  for (let i = 0; i < 12; i++) {
+    const d = ts(['diff', racer]);
+    t.equal(d.status, 0, d.stderr);
+    if (/host-only-name/.test(d.stdout)) t.fail(`diff ${i} listed a host file: ${d.stdout}`);
+  }
+  const c = ts(['commit', racer, 'raced:v1']);
+  t.equal(c.status, 0, c.stderr);
+  const listing = ts(['run', '--rm', '--entrypoint', 'sh', 'raced:v1', '-c', 'cat /b/host-only-name /x/host-only-name 2>/dev/null; echo done']);
+  t.notMatch(listing.stdout, /HOST-SECRET/, 'the committed layer holds no host file');
+  let r = ts(['commit', '--pause=false', racer, 'raced:v2']);
+  t.equal(r.status, 125, '--pause=false on a running container is refused');
+  t.match(r.stderr, /only while it is frozen/);
+  r = ts(['export', '-o', path.join(host, 'nodir', 'x.tar'), racer]);
+  t.equal(r.status, 125);
+  t.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  t.match(ts(['ps', '-a']).stdout, new RegExp(`${racer.slice(0, 12)}.*Up [^\\n]*$`, 'm'));
+  t.notMatch(ts(['ps', '-a']).stdout, /Paused/, 'not left frozen');
+  t.equal(ts(['rm', '-f', racer]).status, 0);
+
+  // Type changes are refused, never a tree removed; devices and setuid bits do not reach the host without -a.
+  const id = ts(['run', '-d', 'busybox', 'sh', '-c', 'mkdir -p /loot/keep && mknod /loot/disk b 7 0 && cp /bin/busybox /loot/suid && chmod 4755 /loot/suid && sleep 100']).stdout.trim();
+  for (let i = 0; i < 100 && ts(['exec', id, 'ls', '/loot/suid']).status !== 0; i++) await new Promise((res) => setTimeout(res, 50));
+  fs.writeFileSync(path.join(host, 'bin'), 'x');
+  r = ts(['cp', path.join(host, 'bin'), `${id}:/`]);
+  t.equal(r.status, 125);
+  t.match(r.stderr, /cannot overwrite directory bin with a non-directory/);
+  t.equal(ts(['exec', id, 'true']).status, 0, 'the container\'s /bin is still there');
+  fs.mkdirSync(path.join(host, 'loot-out', 'loot'), { recursive: true });
+  fs.writeFileSync(path.join(host, 'loot-out', 'loot', 'keep'), 'mine');
+  r = ts(['cp', `${id}:/loot`, path.join(host, 'loot-out')]);
+  t.equal(r.status, 125, 'a directory over a host file is refused');
+  t.equal(fs.readFileSync(path.join(host, 'loot-out', 'loot', 'keep'), 'utf8'), 'mine');
+  r = ts(['cp', `${id}:/loot`, path.join(host, 'loot2')]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stderr, /left out the device node loot2\/disk/);
+  t.notOk(fs.existsSync(path.join(host, 'loot2', 'disk')));
+  t.equal(fs.statSync(path.join(host, 'loot2', 'suid')).mode & 0o7777, 0o755, 'setuid cleared');
+  t.equal(ts(['cp', '-a', `${id}:/loot`, path.join(host, 'loot3')]).status, 0);
+  t.equal(fs.statSync(path.join(host, 'loot3', 'suid')).mode & 0o7777, 0o4755, '-a keeps it');
+  t.ok(fs.lstatSync(path.join(host, 'loot3', 'disk')).isBlockDevice(), '-a copies the device node');
+  r = ts(['cp', path.join(host, 'bin'), `${id}:/proc/sys/`]);
+  t.equal(r.status, 125);
+  t.equal(r.stderr.trim().split('\n').length, 1);
+  t.notMatch(r.stderr, /internal error/);
+  t.equal(ts(['rm', '-f', id]).status, 0);
+  fs.rmSync(path.join(host, 'loot3'), { recursive: true, force: true });
+
+  // An interrupted copy into a stopped container removes the container it made for the copy.
+  t.equal(ts(['run', '--name', 'halted', 'busybox', 'true']).status, 0);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'tsrun.js'), '--root', root, '--storage', storage, 'cp', '-', 'halted:/tmp'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  for (let i = 0; i < 100 && !fs.readdirSync(root).some((n) => n.startsWith('cp-')); i++) await new Promise((res) => setTimeout(res, 50));
+  t.ok(fs.readdirSync(root).some((n) => n.startsWith('cp-')), 'the copy made its helper');
+  child.kill('SIGINT');
+  const code = await new Promise((res) => child.on('exit', res));
+  t.equal(code, 130);
+  t.same(fs.readdirSync(root).filter((n) => n.startsWith('cp-')), [], 'and removed it');
+  t.equal(ts(['rm', 'halted']).status, 0);
+});

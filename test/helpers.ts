@@ -132,7 +132,8 @@ export function mountsUnder(prefix: string): string[] {
   return fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .map((l) => l.split(' ')[4])
+    // mountinfo writes space, tab, newline and backslash as octal escapes.
+    .map((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))))
     .filter((p) => p && p.startsWith(prefix));
 }
 

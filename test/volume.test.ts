@@ -262,3 +262,58 @@ t.test('bad input: one clear line, exit 125, nothing made', { skip: needsRoot },
   t.match(r.stderr, /no such volume: nosuch/);
   t.match(ts(['volume', 'ls', '--filter', 'color=red']).stderr, /unknown filter "color"/);
 });
+
+t.test('review findings: -v under /proc, a tmpfs volume after a reboot, a store path with a space, user namespaces, --volumes-from\'s anonymous volumes', { skip: needsRoot }, async (t) => {
+  let r = run(['-v', '/proc/nonexist/x:/x', 'busybox', 'true']);
+  t.equal(r.status, 125, 'a host path that cannot be made is refused at once');
+  t.match(r.stderr, /^tsrun: -v \/proc\/nonexist\/x:\/x: make the missing host directory \/proc\/nonexist: ENOENT/);
+  r = run(['-v', '/sys/nonexist/x:/x', 'busybox', 'true']);
+  t.equal(r.status, 125);
+  t.notMatch(r.stderr, /internal error/);
+
+  // A tmpfs volume whose tmpfs went away (a reboot) is mounted again at the next start.
+  t.equal(ts(['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', 'rebooted']).status, 0);
+  t.equal(ts(['run', '--name', 'tvc', '-v', 'rebooted:/data', 'busybox', 'true']).status, 0);
+  execFileSync('umount', [path.join(volumesDir, 'rebooted', '_data')]);
+  t.equal(ts(['start', 'tvc']).status, 0);
+  t.equal(ts(['wait', 'tvc']).status, 0);
+  t.same(mountsUnder(volumesDir), [path.join(volumesDir, 'rebooted', '_data')], 'mounted again');
+  t.match(ts(['volume', 'create', '--opt', 'type=tmpfs', '--opt', 'o=bind', 'bad']).stderr, /o=bind is not an option for a tmpfs/);
+  t.equal(ts(['rm', 'tvc']).status, 0);
+  t.equal(ts(['volume', 'rm', 'rebooted']).status, 0);
+
+  // A store whose path has a space: mountinfo writes it as \040.
+  const spaced = path.join(TEST_BASE, `volume store ${process.pid}`);
+  const sp = (args: string[]) => tsrun(['--storage', spaced, ...args], { root });
+  busyboxImage(spaced);
+  t.equal(sp(['volume', 'create', '--opt', 'type=tmpfs', 'sv']).status, 0);
+  for (let i = 0; i < 2; i++) t.equal(sp(['run', '--rm', '-v', 'sv:/s', 'busybox', 'true']).status, 0);
+  t.equal(mountsUnder(spaced).length, 1, 'mounted once, not once per run');
+  t.equal(sp(['volume', 'rm', 'sv']).status, 0);
+  t.same(mountsUnder(spaced), []);
+  fs.rmSync(spaced, { recursive: true, force: true });
+
+  // A user namespace: a new volume belongs to the container's root; its copy-up to the ids the image's map to.
+  // (Its root is an unprivileged host id, which must pass through the directories above the store.)
+  fs.chmodSync(path.dirname(storage), 0o755);
+  r = run(['--uidmap', '0:200000:65536', '-v', 'uvol:/etc', 'seeded', 'sh', '-c', 'touch /etc/made && stat -c "%u:%g" /etc /etc/made /etc/passwd']);
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout, '0:0\n0:0\n0:0\n', 'root inside owns the volume and what is copied into it');
+  t.equal(fs.statSync(path.join(volumesDir, 'uvol', '_data', 'passwd')).uid, 200000, 'on the host: the mapped id');
+  t.equal(ts(['volume', 'rm', 'uvol']).status, 0);
+  const u = ts(['run', '--name', 'ucont', '--uidmap', '0:200000:65536', 'busybox', 'sh', '-c', 'echo x > /made-here']);
+  t.equal(u.status, 0, u.stderr);
+  const tar = path.join(hostDir, 'u.tar');
+  t.equal(ts(['export', '-o', tar, 'ucont']).status, 0);
+  t.match(execFileSync('tar', ['-tvf', tar, 'made-here'], { encoding: 'utf8' }), /^-rw-r--r-- 0\/0 /, 'export gives the container\'s ids, not the host\'s');
+  t.equal(ts(['rm', 'ucont']).status, 0);
+
+  // --volumes-from: the anonymous volume goes with the last of its containers removed with -v.
+  const va = ts(['run', '-d', '-v', '/anon2', 'busybox', 'sleep', '100']).stdout.trim();
+  const vb = ts(['run', '-d', '--volumes-from', va, 'busybox', 'sleep', '100']).stdout.trim();
+  const anon = (inspect(va).Mounts as { Name: string }[])[0].Name;
+  t.equal(ts(['rm', '-f', '-v', va]).status, 0);
+  t.ok(volumeNames().includes(anon), 'kept while another container mounts it');
+  t.equal(ts(['rm', '-f', '-v', vb]).status, 0);
+  t.notOk(volumeNames().includes(anon), 'removed with the last');
+});

@@ -7,7 +7,7 @@ export function register(program: Command) {
     .command('diff')
     .description('list what a container changed in its filesystem: A added, C changed, D deleted')
     .argument('<container>')
-    .action((ref: string, _o: unknown, cmd: Command) => {
-      process.stdout.write(containerChanges(registryOf(cmd), ref).map((c) => `${c.kind} ${c.path}\n`).join(''));
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
+      process.stdout.write((await containerChanges(registryOf(cmd), ref)).map((c) => `${c.kind} ${c.path}\n`).join(''));
     });
 }

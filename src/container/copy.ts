@@ -13,12 +13,14 @@ import { TsrunError } from '../errors';
 import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
 import type { Spec } from '../spec/types';
 import { packTar } from '../image/tree';
-import { cleanEntryName } from '../image/unpack';
+import { cleanEntryName, type TreeEntry } from '../image/unpack';
 import { fdPath, O_PATH, readTree, TreeWriter, type Ids } from '../rootfs/tree-io';
 import { createContainer, hostIdOf, readBundleSpec } from './create';
 import { deleteContainer } from './delete';
 import type { Registry } from './registry';
 import { isAlive } from './store';
+import { mountVolumes } from '../volume/mounts';
+import { fsError } from './filesystem';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const tarStream = () => require('tar-stream') as typeof TarStream;
@@ -59,7 +61,7 @@ function toContainer(map: IdMap, id: number): number {
 }
 
 /** Runs fn with an fd of the container's root: a running container's own, or one made for it. */
-async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>): Promise<T> {
+async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>, onInterrupt?: () => void): Promise<T> {
   const id = registry.resolve(ref);
   if (!registry.isManaged(id)) throw new TsrunError(`cp: container ${ref} was made from a bundle (create/run --bundle); cp works on image containers`);
   const spec = readBundleSpec(registry.containerDir(id));
@@ -79,32 +81,75 @@ async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: 
   }
   // Stopped: its filesystem, mounts included, in a container made and never started.
   return registry.lock(id, async () => {
-    const helper = `cp-${id.slice(0, 12)}-${process.pid}`;
+    await sweepHelpers(registry);
+    await mountVolumes(registry, info);
+    const helper = `${HELPER_PREFIX}${id.slice(0, 12)}-${process.pid}`;
     const helperSpec: Spec = structuredClone(spec);
     helperSpec.process = { ...helperSpec.process!, terminal: false };
     // Its network namespace exists only while it runs: the helper gets an empty one.
     helperSpec.linux!.namespaces = (helperSpec.linux!.namespaces ?? []).map((n) => (n.type === 'network' ? { type: 'network' as const } : n));
-    const created = await createContainer({ id: helper, bundle: registry.containerDir(id), spec: helperSpec, root: registry.runtime.root, overlay: info.overlay, stdinNull: true, foreground: true });
-    const proc = created.process;
-    const exited = proc.exited();
+    // An interrupted copy still removes its helper (a sweep by the next cp finds any that a SIGKILL left).
+    let interrupted: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      interrupted = sig;
+    };
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
     try {
-      const fd = fs.openSync(`/proc/${created.record.pid}/root`, O_PATH | fs.constants.O_DIRECTORY);
+      const created = await createContainer({ id: helper, bundle: registry.containerDir(id), spec: helperSpec, root: registry.runtime.root, overlay: info.overlay, stdinNull: true, foreground: true });
+      const proc = created.process;
+      const exited = proc.exited();
       try {
-        return await fn({ fd, ...maps });
+        const fd = fs.openSync(`/proc/${created.record.pid}/root`, O_PATH | fs.constants.O_DIRECTORY);
+        try {
+          return await Promise.race([fn({ fd, ...maps }), new Promise<never>((_, reject) => {
+            const poll = setInterval(() => {
+              if (!interrupted) return;
+              // The copy stops reading what it was given (a tar on stdin may never end).
+              onInterrupt?.();
+              reject(new TsrunError(`cp: interrupted by ${interrupted}`, 130));
+            }, 50);
+            exited.finally(() => clearInterval(poll));
+          })]);
+        } finally {
+          fs.closeSync(fd);
+        }
       } finally {
-        fs.closeSync(fd);
+        try {
+          proc.signal(9);
+        } catch {
+          /* gone already */
+        }
+        await exited;
+        proc.closePidfd();
+        await deleteContainer(helper, { root: registry.runtime.root, force: true });
       }
     } finally {
-      try {
-        proc.signal(9);
-      } catch {
-        /* gone already */
-      }
-      await exited;
-      proc.closePidfd();
-      await deleteContainer(helper, { root: registry.runtime.root, force: true });
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
     }
   });
+}
+
+const HELPER_PREFIX = 'cp-';
+
+/** Helpers of copies whose tsrun was killed (their id ends in its pid). */
+async function sweepHelpers(registry: Registry) {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(registry.runtime.root).filter((n) => n.startsWith(HELPER_PREFIX));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(/-(\d+)$/.exec(n)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+      continue; // its copy is still running
+    } catch {
+      /* its tsrun is gone */
+    }
+    await deleteContainer(n, { root: registry.runtime.root, force: true }).catch(() => undefined);
+  }
 }
 
 /** What is at a path: resolved inside root (symlinks on the way followed there), and its type. */
@@ -189,6 +234,36 @@ function sourceOf(rootFd: number, src: PathSpec, label: string, follow: boolean)
 
 /** cp CONTAINER:SRC HOST-DST, or to "-": a tar stream on out. */
 export async function copyFromContainer(registry: Registry, ref: string, srcPath: string, dst: string, opts: CopyOptions & { out?: NodeJS.WritableStream } = {}): Promise<number> {
+  if (dst === '-' && opts.archive) throw new TsrunError('cp -a: a tar stream on stdout always carries the container\'s owners; -a is for a copy to a host path');
+  try {
+    return await copyOut(registry, ref, srcPath, dst, opts);
+  } catch (e) {
+    throw cpError(`cp ${ref}:${srcPath} ${dst}`, e);
+  }
+}
+
+/** One line naming the copy, whatever failed under it. */
+function cpError(what: string, e: unknown): TsrunError {
+  if (e instanceof TsrunError) return e.message.startsWith('cp') ? e : new TsrunError(`${what}: ${e.message}`, e.exitCode);
+  return fsError(what, e);
+}
+
+/**
+ * What lands on the host must not hand its users more than the container
+ * had: without -a, setuid and setgid bits are cleared and device nodes
+ * left out (said on stderr), since the files belong to the caller then.
+ */
+async function* hostSafe(entries: AsyncIterable<TreeEntry>, archive: boolean): AsyncGenerator<TreeEntry> {
+  for await (const e of entries) {
+    if (!archive && (e.header.type === 'block-device' || e.header.type === 'character-device')) {
+      process.stderr.write(`tsrun: cp: left out the device node ${e.header.name} (cp -a copies device nodes)\n`);
+      continue;
+    }
+    yield archive ? e : { ...e, header: { ...e.header, mode: (e.header.mode ?? 0) & ~0o6000 } };
+  }
+}
+
+async function copyOut(registry: Registry, ref: string, srcPath: string, dst: string, opts: CopyOptions & { out?: NodeJS.WritableStream }): Promise<number> {
   const src = pathSpec(srcPath);
   return withContainerRoot(registry, ref, async (root) => {
     const s = sourceOf(root.fd, src, `${ref}:${srcPath}`, !!opts.followLink);
@@ -206,7 +281,7 @@ export async function copyFromContainer(registry: Registry, ref: string, srcPath
         const to = landing(hostRoot, s.st.isDirectory(), name, src.dotContents, hostPathSpec(dst), dst);
         try {
           const writer = new TreeWriter(to.fd, (h) => ({ uid: h.uid, gid: h.gid }), false);
-          await writeAll(writer, readTree(s.parentFd, s.base, { name: to.name, owner: opts.archive ? inContainer : () => me }));
+          await writeAll(writer, hostSafe(readTree(s.parentFd, s.base, { name: to.name, owner: opts.archive ? inContainer : () => me }), !!opts.archive));
           return writer.entries;
         } finally {
           fs.closeSync(to.fd);
@@ -222,7 +297,17 @@ export async function copyFromContainer(registry: Registry, ref: string, srcPath
 
 /** cp HOST-SRC CONTAINER:DST, or "-": a tar stream from input, into an existing directory. */
 export async function copyToContainer(registry: Registry, src: string, ref: string, dstPath: string, opts: CopyOptions & { input?: NodeJS.ReadableStream } = {}): Promise<number> {
+  if (src === '-' && opts.followLink) throw new TsrunError('cp -L: a tar stream has no symlink given as the source to follow');
+  try {
+    return await copyIn(registry, src, ref, dstPath, opts);
+  } catch (e) {
+    throw cpError(`cp ${src} ${ref}:${dstPath}`, e);
+  }
+}
+
+async function copyIn(registry: Registry, src: string, ref: string, dstPath: string, opts: CopyOptions & { input?: NodeJS.ReadableStream }): Promise<number> {
   const dst = pathSpec(dstPath);
+  const input = opts.input ?? process.stdin;
   return withContainerRoot(registry, ref, async (root) => {
     const toHostIds = (ids: Ids): Ids => ({ uid: toHost(root.uidMap, ids.uid), gid: toHost(root.gidMap, ids.gid) });
     if (src === '-') {
@@ -234,15 +319,26 @@ export async function copyToContainer(registry: Registry, src: string, ref: stri
       const fd = d.base ? native().openat2(d.parentFd, d.base, O_PATH | fs.constants.O_DIRECTORY, IN_ROOT) : d.parentFd;
       if (fd !== d.parentFd) fs.closeSync(d.parentFd);
       try {
-        const writer = new TreeWriter(fd, (h) => toHostIds({ uid: h.uid ?? 0, gid: h.gid ?? 0 }), false);
+        // The tar's owners with -a, as the other copies; else the container's root owns what is made.
+        const writer = new TreeWriter(fd, (h) => toHostIds(opts.archive ? { uid: h.uid ?? 0, gid: h.gid ?? 0 } : { uid: 0, gid: 0 }), false);
         const extract = tarStream().extract();
         const consume = (async () => {
           for await (const entry of extract) {
             const h = entry.header;
-            const clean = cleanEntryName(h.name);
+            let clean: string | null;
+            try {
+              clean = cleanEntryName(h.name);
+            } catch (e) {
+              throw new TsrunError(`cp: tar entry refused: ${(e as Error).message.replace('out of the layer', 'out of the destination')}`);
+            }
             if (clean === null && h.type !== 'directory') throw new TsrunError(`cp: tar entry ${JSON.stringify(h.name)} names nothing`);
             if (h.type === 'link') {
-              const t = cleanEntryName(h.linkname ?? '');
+              let t: string | null;
+              try {
+                t = cleanEntryName(h.linkname ?? '');
+              } catch {
+                t = null;
+              }
               if (t === null) throw new TsrunError(`cp: hardlink ${JSON.stringify(h.name)} points at ${JSON.stringify(h.linkname)}`);
               h.linkname = t;
             }
@@ -251,7 +347,7 @@ export async function copyToContainer(registry: Registry, src: string, ref: stri
           writer.finish();
         })();
         consume.catch((e) => extract.destroy(e));
-        await Promise.all([pipeline(opts.input ?? process.stdin, extract), consume]);
+        await Promise.all([pipeline(input, extract), consume]);
         return writer.entries;
       } catch (e) {
         if (e instanceof TsrunError) throw e;
@@ -280,5 +376,5 @@ export async function copyToContainer(registry: Registry, src: string, ref: stri
     } finally {
       fs.closeSync(hostRoot);
     }
-  });
+  }, src === '-' ? () => (input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.() : undefined);
 }

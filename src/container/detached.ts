@@ -10,6 +10,7 @@ import { startContainer } from './start';
 import { isAlive, type ContainerRecord } from './store';
 import { TsrunError } from '../errors';
 import { connectNetworks, disconnectNetworks } from '../network/attach';
+import { mountVolumes } from '../volume/mounts';
 
 export interface DetachedStartOptions {
   trace?: (line: string) => void;
@@ -27,6 +28,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
   if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
   fs.rmSync(registry.file(id, 'exit.json'), { force: true });
   const bundle = registry.containerDir(id);
+  await mountVolumes(registry, info);
   await connectNetworks(registry, info);
   const created = await createContainer({
     id,

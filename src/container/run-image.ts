@@ -285,7 +285,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     }
     named = true;
     // The record names its volumes from here on: no prune can take one it is about to use.
-    const prepared = await prepareMounts(registry, id, mounts, lowerTopFirst);
+    const prepared = await prepareMounts(registry, id, mounts, lowerTopFirst, spec.linux);
     madeVolumes = prepared.made;
     spec.mounts = orderMounts([...spec.mounts!, ...prepared.mounts]);
     for (const d of ['rootfs', 'upper', 'work']) fs.mkdirSync(path.join(dir, d), { mode: 0o755 });

@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { crypto } from '../lazy';
 import { TsrunError } from '../errors';
 import type { Registry } from '../container/registry';
-import { containerLayers, whileFrozen } from '../container/filesystem';
+import { containerLayers, fsError, upperOwner, whileStill } from '../container/filesystem';
 import type { Digest } from './digest';
 import { applyChange } from './import';
 import type { ImageRecord } from './store';
@@ -22,7 +22,7 @@ export interface CommitOptions {
   message?: string;
   /** -a */
   author?: string;
-  /** Freeze a running container while its layer is read (Docker's default). */
+  /** false: Docker's --pause=false, refused for a running container (its layer is read frozen or not at all). */
   pause?: boolean;
 }
 
@@ -52,18 +52,19 @@ export async function commitContainer(registry: Registry, ref: string, name: str
   if (Object.keys(info.config.labels).length) c.Labels = { ...info.config.labels };
   for (const change of opts.changes ?? []) applyChange(c, change);
 
+  if (opts.pause === false && registry.live(info).running) throw new TsrunError(`commit --pause=false: tsrun reads a running container's writable layer only while it is frozen (unfrozen, it could swap a directory for a symlink to a host path mid-read); commit it paused, or stopped`);
   const tmp = store.tmpPath('commit');
   const plainHash = crypto().createHash('sha256');
   const blobHash = crypto().createHash('sha256');
   const plain = { bytes: 0 };
   const blob = { bytes: 0 };
+  const out = fs.createWriteStream(tmp, { mode: 0o600 });
   try {
-    const write = () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints)), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), fs.createWriteStream(tmp, { mode: 0o600 }));
-    await (opts.pause === false ? write() : whileFrozen(registry, info.id, write));
+    await whileStill(registry, info.id, 'commit', () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints, upperOwner(layers))), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), out));
   } catch (e) {
+    out.destroy();
     fs.rmSync(tmp, { force: true });
-    const why = e instanceof TsrunError ? e.message : `${(e as NodeJS.ErrnoException).code ? `${(e as NodeJS.ErrnoException).code} ` : ''}${(e as Error).message}`;
-    throw new TsrunError(`commit ${info.name}: read its writable layer ${layers.upper}: ${why}`);
+    throw fsError(`commit ${info.name}: read its writable layer ${layers.upper}`, e);
   }
   const diffID: Digest = `sha256:${plainHash.digest('hex')}`;
   const digest: Digest = `sha256:${blobHash.digest('hex')}`;

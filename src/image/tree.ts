@@ -6,6 +6,8 @@
 import fs = require('node:fs');
 import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { TsrunError } from '../errors';
 import type * as TarStream from 'tar-stream';
 import { native } from '../native';
 import { lookupIn, listMerged, mergedRoot, type MergedDir } from './merged';
@@ -39,17 +41,23 @@ function devParts(rdev: number): { devmajor: number; devminor: number } {
   return { devmajor: Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn)), devminor: Number((big & 0xffn) | ((big >> 12n) & ~0xffn)) };
 }
 
-function header(name: string, abs: string, st: fs.Stats, type: TarStream.Header['type'], extra: Partial<TarStream.Header> = {}): TarStream.Header {
-  return { name, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime, size: 0, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0, pax: xattrPax(abs), ...extra };
+/** Who owns an entry in the tar: by default its ids on disk. */
+export type Owner = (abs: string, st: fs.Stats) => { uid: number; gid: number };
+const onDisk: Owner = (_abs, st) => ({ uid: st.uid, gid: st.gid });
+
+function header(name: string, abs: string, st: fs.Stats, type: TarStream.Header['type'], extra: Partial<TarStream.Header> = {}, owner: Owner = onDisk): TarStream.Header {
+  return { name, type, mode: st.mode & 0o7777, ...owner(abs, st), mtime: st.mtime, size: 0, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0, pax: xattrPax(abs), ...extra };
 }
 
-async function* fileBody(abs: string): AsyncIterable<Buffer> {
+/** A file's bytes, exactly as many as its header said: a file that changed meanwhile fails the stream. */
+async function* fileBody(abs: string, size: number): AsyncIterable<Buffer> {
   const fd = fs.openSync(abs, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) return;
+    for (let left = size; left > 0; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
+      if (n === 0) throw new TsrunError(`${abs} shrank while it was read`);
+      left -= n;
       yield Buffer.from(buf.subarray(0, n));
     }
   } finally {
@@ -58,18 +66,18 @@ async function* fileBody(abs: string): AsyncIterable<Buffer> {
 }
 
 /** One non-directory as an entry; hardlinked files once, then links to the first name. */
-function leafEntry(name: string, abs: string, st: fs.Stats, seen: Map<string, string>): TreeEntry | undefined {
+function leafEntry(name: string, abs: string, st: fs.Stats, seen: Map<string, string>, owner: Owner = onDisk): TreeEntry | undefined {
   if (st.nlink > 1) {
     const key = `${st.dev}:${st.ino}`;
     const first = seen.get(key);
-    if (first !== undefined) return { header: header(name, abs, st, 'link', { linkname: first }), body: EMPTY };
+    if (first !== undefined) return { header: header(name, abs, st, 'link', { linkname: first }, owner), body: EMPTY };
     seen.set(key, name);
   }
-  if (st.isFile()) return { header: header(name, abs, st, 'file', { size: st.size }), body: fileBody(abs) };
-  if (st.isSymbolicLink()) return { header: header(name, abs, st, 'symlink', { linkname: fs.readlinkSync(abs) }), body: EMPTY };
-  if (st.isCharacterDevice()) return { header: header(name, abs, st, 'character-device', devParts(st.rdev)), body: EMPTY };
-  if (st.isBlockDevice()) return { header: header(name, abs, st, 'block-device', devParts(st.rdev)), body: EMPTY };
-  if (st.isFIFO()) return { header: header(name, abs, st, 'fifo'), body: EMPTY };
+  if (st.isFile()) return { header: header(name, abs, st, 'file', { size: st.size }, owner), body: fileBody(abs, st.size) };
+  if (st.isSymbolicLink()) return { header: header(name, abs, st, 'symlink', { linkname: fs.readlinkSync(abs) }, owner), body: EMPTY };
+  if (st.isCharacterDevice()) return { header: header(name, abs, st, 'character-device', devParts(st.rdev), owner), body: EMPTY };
+  if (st.isBlockDevice()) return { header: header(name, abs, st, 'block-device', devParts(st.rdev), owner), body: EMPTY };
+  if (st.isFIFO()) return { header: header(name, abs, st, 'fifo', {}, owner), body: EMPTY };
   return undefined; // a socket: no tar (and no layer) holds one
 }
 
@@ -79,9 +87,10 @@ const join = (prefix: string, name: string) => (prefix ? `${prefix}/${name}` : n
  * A merged directory's tree as entries, parents first, named under prefix
  * (the root itself is "." without one). skip(rel) leaves a subtree out.
  */
-export async function* mergedEntries(rootAbs: string, rootSt: fs.Stats, root: MergedDir, opts: { prefix?: string; skip?: (rel: string) => boolean } = {}): AsyncGenerator<TreeEntry> {
+export async function* mergedEntries(rootAbs: string, rootSt: fs.Stats, root: MergedDir, opts: { prefix?: string; skip?: (rel: string) => boolean; owner?: Owner } = {}): AsyncGenerator<TreeEntry> {
   const prefix = opts.prefix ?? '';
-  yield { header: header(prefix || '.', rootAbs, rootSt, 'directory'), body: EMPTY };
+  const owner = opts.owner ?? onDisk;
+  yield { header: header(prefix || '.', rootAbs, rootSt, 'directory', {}, owner), body: EMPTY };
   const seen = new Map<string, string>();
   const stack: [string, MergedDir][] = [['', root]];
   while (stack.length) {
@@ -92,11 +101,11 @@ export async function* mergedEntries(rootAbs: string, rootSt: fs.Stats, root: Me
       const child = join(rel, name);
       if (opts.skip?.(child)) continue;
       if (hit.st.isDirectory()) {
-        yield { header: header(join(prefix, child), hit.abs, hit.st, 'directory'), body: EMPTY };
+        yield { header: header(join(prefix, child), hit.abs, hit.st, 'directory', {}, owner), body: EMPTY };
         stack.push([child, hit.dir!]);
         continue;
       }
-      const e = leafEntry(join(prefix, child), hit.abs, hit.st, seen);
+      const e = leafEntry(join(prefix, child), hit.abs, hit.st, seen, owner);
       if (e) yield e;
     }
   }
@@ -178,7 +187,7 @@ export function upperChanges(upper: string, lowersTopFirst: string[], mountPoint
 }
 
 /** The writable layer as an OCI layer's entries: whiteouts to .wh.NAME, opaque directories with .wh..wh..opq. */
-export async function* upperEntries(upper: string, lowersTopFirst: string[], mountPoints: Set<string>): AsyncGenerator<TreeEntry> {
+export async function* upperEntries(upper: string, lowersTopFirst: string[], mountPoints: Set<string>, owner: Owner = onDisk): AsyncGenerator<TreeEntry> {
   const nodes = scanUpper(upper, lowersTopFirst, mountPoints);
   const seen = new Map<string, string>();
   const zero = { mode: 0, uid: 0, gid: 0, mtime: new Date(0), size: 0, linkname: '', uname: '', gname: '', devmajor: 0, devminor: 0 };
@@ -190,11 +199,11 @@ export async function* upperEntries(upper: string, lowersTopFirst: string[], mou
       continue;
     }
     if (n.st.isDirectory()) {
-      yield { header: header(n.rel, n.abs, n.st, 'directory'), body: EMPTY };
+      yield { header: header(n.rel, n.abs, n.st, 'directory', {}, owner), body: EMPTY };
       if (n.opaque) yield { header: { ...zero, name: `${n.rel}/.wh..wh..opq`, type: 'file' }, body: EMPTY };
       continue;
     }
-    const e = leafEntry(n.rel, n.abs, n.st, seen);
+    const e = leafEntry(n.rel, n.abs, n.st, seen, owner);
     if (e) yield e;
   }
 }
@@ -203,7 +212,8 @@ export async function* upperEntries(upper: string, lowersTopFirst: string[], mou
 export function packTar(entries: AsyncIterable<TreeEntry>): Readable {
   const pack = tarStream().pack();
   const out = new PassThrough({ highWaterMark: 1 << 20 });
-  pack.pipe(out);
+  // pipeline, not pipe: an error on either side reaches the reader instead of the process.
+  pipeline(pack, out).catch((err) => out.destroy(err));
   (async () => {
     for await (const e of entries) {
       await new Promise<void>((resolve, reject) => {

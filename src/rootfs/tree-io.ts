@@ -55,7 +55,7 @@ async function* fdBody(fd: number, size: number): AsyncIterable<Buffer> {
     let left = size;
     while (left > 0) {
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, left), null);
-      if (n === 0) throw new Error('the file shrank while it was read');
+      if (n === 0) throw new TsrunError('a file shrank while it was read');
       left -= n;
       yield Buffer.from(buf.subarray(0, n));
     }
@@ -176,16 +176,21 @@ export class TreeWriter {
     return { fd: this.cached.fd, base };
   }
 
-  private clear(p: string, keepDir: boolean): void {
+  /**
+   * Makes room at p for an entry: a file or link there goes; a directory
+   * is never replaced by a non-directory nor the reverse (Docker's cp
+   * refuses both, and removing a tree the user did not name is worse).
+   */
+  private clear(p: string, rel: string, isDir: boolean): boolean {
     let st: fs.Stats;
     try {
       st = fs.lstatSync(p);
     } catch {
-      return;
+      return false;
     }
-    if (st.isDirectory()) {
-      if (!keepDir) native().removeTree(p);
-    } else fs.unlinkSync(p);
+    if (st.isDirectory() !== isDir) throw new TsrunError(`cannot overwrite ${st.isDirectory() ? 'directory' : 'non-directory'} ${rel} with ${isDir ? 'a directory' : 'a non-directory'}`);
+    if (!isDir) fs.unlinkSync(p);
+    return isDir;
   }
 
   async entry(header: TarStream.Header, body: AsyncIterable<Buffer>) {
@@ -202,22 +207,13 @@ export class TreeWriter {
     const mtime = header.mtime ? header.mtime.getTime() / 1000 : Date.now() / 1000;
     switch (header.type) {
       case 'directory': {
-        let st: fs.Stats | undefined;
-        try {
-          st = fs.lstatSync(p);
-        } catch {
-          st = undefined;
-        }
-        if (!st?.isDirectory()) {
-          this.clear(p, false);
-          fs.mkdirSync(p, { mode: 0o700 });
-        }
+        if (!this.clear(p, rel, true)) fs.mkdirSync(p, { mode: 0o700 });
         this.dirs.push([rel, header]);
         break;
       }
       case 'file':
       case 'contiguous-file': {
-        this.clear(p, false);
+        this.clear(p, rel, false);
         const out = fs.openSync(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
         try {
           for await (const chunk of body) fs.writeSync(out, chunk);
@@ -230,7 +226,7 @@ export class TreeWriter {
         return;
       }
       case 'symlink':
-        this.clear(p, false);
+        this.clear(p, rel, false);
         fs.symlinkSync(header.linkname ?? '', p);
         fs.lchownSync(p, ids.uid, ids.gid);
         fs.lutimesSync(p, mtime, mtime);
@@ -242,7 +238,7 @@ export class TreeWriter {
         const slash = target.lastIndexOf('/');
         const tfd = slash < 0 ? this.destFd : openBeneath(this.destFd, target.slice(0, slash), O_PATH | O_DIRECTORY);
         try {
-          this.clear(p, false);
+          this.clear(p, rel, false);
           fs.linkSync(fdPath(tfd, slash < 0 ? target : target.slice(slash + 1)), p);
         } finally {
           if (tfd !== this.destFd) fs.closeSync(tfd);
@@ -252,7 +248,7 @@ export class TreeWriter {
       case 'character-device':
       case 'block-device':
       case 'fifo':
-        this.clear(p, false);
+        this.clear(p, rel, false);
         if (header.type === 'fifo') native().mkfifo(p, 0o600);
         else native().mknod(p, (header.type === 'block-device' ? S_IFBLK : S_IFCHR) | 0o600, header.devmajor ?? 0, header.devminor ?? 0);
         fs.lchownSync(p, ids.uid, ids.gid);

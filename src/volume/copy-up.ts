@@ -9,11 +9,14 @@ import { writeTree } from '../image/unpack';
 
 /**
  * Copies what the image has at target (a path inside the container) into
- * dest, an empty directory private to the caller. Nothing is copied when
+ * dest, an empty directory private to the caller (owners mapped by hostIds
+ * for a user namespace). Nothing is copied when
  * the image has nothing there or no directory. Returns the entries written.
  */
-export async function copyUp(layerDirsTopFirst: string[], target: string, dest: string): Promise<number> {
+export async function copyUp(layerDirsTopFirst: string[], target: string, dest: string, hostIds?: (uid: number, gid: number) => { uid: number; gid: number }): Promise<number> {
   const hit = resolveMerged(layerDirsTopFirst, target);
   if (!hit?.dir || !hit.st.isDirectory()) return 0;
-  return writeTree(dest, mergedEntries(hit.abs, hit.st, hit.dir), `copy the image's ${target} into the volume at ${dest}`);
+  // In a user namespace the image's ids are the container's: the volume's files get the host ids they map to.
+  const owner = hostIds ? (_abs: string, st: { uid: number; gid: number }) => hostIds(st.uid, st.gid) : undefined;
+  return writeTree(dest, mergedEntries(hit.abs, hit.st, hit.dir, { owner }), `copy the image's ${target} into the volume at ${dest}`);
 }

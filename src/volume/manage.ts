@@ -115,7 +115,8 @@ export async function pruneVolumes(registry: Registry, opts: { all?: boolean; fi
       if (!opts.all && !isAnonymous(v)) continue;
       if (!(opts.filters ?? []).every((f) => labelMatches(v, f))) continue;
       if (volumeUsers(registry, v.name).length) continue;
-      bytes += treeBytes(volumes.source(v));
+      // A bind volume's directory is the host's: it stays, and frees nothing.
+      if (v.options.type !== 'none') bytes += treeBytes(volumes.source(v));
       volumes.remove(v.name);
       removed.push(v.name);
     }

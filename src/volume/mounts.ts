@@ -10,6 +10,7 @@ import type { ContainerInfo, Registry } from '../container/registry';
 import type { Mount } from '../spec/types';
 import { parseBytes } from '../cgroup/resources';
 import { copyUp } from './copy-up';
+import { hostIdOf } from '../container/create';
 import { ANONYMOUS_LABEL, checkVolumeName, Volumes } from './volumes';
 
 export interface MountRecord {
@@ -35,6 +36,12 @@ export interface MountRecord {
   volumeOptions?: Record<string, string>;
   /** tmpfs: mount options (size=, mode=, and --tmpfs's own). */
   tmpfsOptions?: string[];
+}
+
+/** A user namespace's maps (config.json's linux.uidMappings and gidMappings). */
+export interface IdMaps {
+  uidMappings?: { containerID: number; hostID: number; size: number }[];
+  gidMappings?: { containerID: number; hostID: number; size: number }[];
 }
 
 export interface MountFlags {
@@ -202,8 +209,8 @@ function volumesFrom(registry: Registry, ref: string): MountRecord[] {
   const info = registry.read(registry.resolve(m[1]));
   return mountsOf(info)
     .filter((x) => x.type !== 'tmpfs')
-    // The volumes stay the other container's: removing this one never removes them.
-    .map((x) => ({ ...x, anonymous: false, createSource: false, ...(m[2] ? { readonly: m[2] === 'ro' } : {}) }));
+    // An anonymous volume goes with the last container that mounts it (rm -v, --rm), as Docker's does.
+    .map((x) => ({ ...x, createSource: false, ...(m[2] ? { readonly: m[2] === 'ro' } : {}) }));
 }
 
 /**
@@ -270,8 +277,10 @@ function isEmptyDir(dir: string): boolean {
  * an empty volume no other container uses, -v's missing host directories.
  * Returns the config.json mounts and the volumes made (for an undo).
  */
-export async function prepareMounts(registry: Registry, id: string, records: MountRecord[], layerDirsTopFirst: string[]): Promise<{ mounts: Mount[]; made: string[] }> {
+export async function prepareMounts(registry: Registry, id: string, records: MountRecord[], layerDirsTopFirst: string[], userns?: IdMaps): Promise<{ mounts: Mount[]; made: string[] }> {
   const volumes = new Volumes(registry.images.root);
+  // A user namespace's root is an unprivileged host id: it must pass through volumes/ to reach its volumes.
+  const hostIds = userns?.uidMappings?.length ? (uid: number, gid: number) => ({ uid: hostIdOf(userns.uidMappings, uid) ?? 65534, gid: hostIdOf(userns.gidMappings, gid) ?? 65534 }) : undefined;
   const made: string[] = [];
   try {
     return await volumes.locked(async () => {
@@ -293,13 +302,18 @@ export async function prepareMounts(registry: Registry, id: string, records: Mou
           const labels = { ...m.volumeLabels, ...(m.anonymous ? { [ANONYMOUS_LABEL]: '' } : {}) };
           v = volumes.create(m.source, { labels, options: m.volumeOptions });
           made.push(v.name);
+          if (hostIds) {
+            fs.chmodSync(volumes.dir, 0o711);
+            const root = hostIds(0, 0);
+            fs.chownSync(volumes.dataDir(v.name), root.uid, root.gid);
+          }
         } else if (m.volumeOptions && JSON.stringify(m.volumeOptions) !== JSON.stringify(v.options)) {
           throw new TsrunError(`--mount ${m.target}: volume ${v.name} exists already with other options (${JSON.stringify(v.options)})`);
         }
         volumes.ensureMounted(v);
         const source = volumes.source(v);
         // Docker's copy-up: only into an empty volume, and never into one another container has.
-        if (!m.nocopy && isEmptyDir(source) && !volumeUsers(registry, v.name, id).length) await copyUp(layerDirsTopFirst, m.target, source);
+        if (!m.nocopy && isEmptyDir(source) && !volumeUsers(registry, v.name, id).length) await copyUp(layerDirsTopFirst, m.target, source, hostIds);
         mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', rw, 'rprivate'] });
       }
       return { mounts, made };
@@ -310,17 +324,46 @@ export async function prepareMounts(registry: Registry, id: string, records: Mou
   }
 }
 
-/** Docker's -v makes a missing host path as a directory; a dangling symlink there is refused. */
+/**
+ * Docker's -v makes a missing host path as a directory, one level at a time
+ * (a recursive mkdir spins on /proc, where mkdir says ENOENT for ever); a
+ * dangling symlink there is refused.
+ */
 function makeBindSource(m: MountRecord) {
   if (fs.existsSync(m.source)) return;
+  const what = `-v ${m.source}:${m.target}`;
   let dangling = false;
   try {
     dangling = fs.lstatSync(m.source).isSymbolicLink();
   } catch {
     /* missing: made below */
   }
-  if (dangling) throw new TsrunError(`-v ${m.source}:${m.target}: ${m.source} is a symlink to ${fs.readlinkSync(m.source)}, which does not exist`);
-  fs.mkdirSync(m.source, { recursive: true });
+  if (dangling) throw new TsrunError(`${what}: ${m.source} is a symlink to ${fs.readlinkSync(m.source)}, which does not exist`);
+  let dir = '/';
+  for (const part of m.source.split('/').filter(Boolean)) {
+    dir = path.join(dir, part);
+    if (fs.existsSync(dir)) continue;
+    try {
+      fs.mkdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      throw new TsrunError(`${what}: make the missing host directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+}
+
+/** Before each start: what a volume needs mounted on the host (a tmpfs volume's tmpfs, gone after a reboot) is mounted again. */
+export async function mountVolumes(registry: Registry, info: ContainerInfo) {
+  const names = mountsOf(info).filter((m) => m.type === 'volume').map((m) => m.source);
+  if (!names.length) return;
+  const volumes = new Volumes(registry.images.root);
+  await volumes.locked(() => {
+    for (const n of names) {
+      const v = volumes.find(n);
+      if (!v) throw new TsrunError(`container ${info.name} mounts volume ${n}, which was removed: remove the container, or make the volume again (volume create ${n})`);
+      volumes.ensureMounted(v);
+    }
+  });
 }
 
 /** Removes these volumes (each if it still exists). */

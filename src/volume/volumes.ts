@@ -45,7 +45,12 @@ function checkOptions(name: string, options: Record<string, string>) {
     if (device !== undefined || o !== undefined) throw new TsrunError(`volume ${name}: --opt device and o need --opt type (tmpfs, or none with o=bind)`);
     return;
   }
-  if (type === 'tmpfs') return;
+  if (type === 'tmpfs') {
+    // Filesystem options only: flags that would make the mount something else are not the driver's to take.
+    const bad = (o ?? '').split(',').filter((x) => ['bind', 'rbind', 'move', 'remount', 'shared', 'rshared', 'slave', 'rslave', 'private', 'rprivate', 'unbindable', 'runbindable'].includes(x));
+    if (bad.length) throw new TsrunError(`volume ${name}: --opt o=${bad.join(',')} is not an option for a tmpfs`);
+    return;
+  }
   if (type === 'none' && (o ?? '').split(',').some((x) => x === 'bind' || x === 'rbind')) {
     if (!device?.startsWith('/')) throw new TsrunError(`volume ${name}: type=none,o=bind needs device=ABSOLUTE-HOST-PATH`);
     return;
@@ -140,7 +145,9 @@ export class Volumes {
   /** Whether _data has a filesystem of its own mounted on it now. */
   isMounted(name: string): boolean {
     const data = this.dataDir(name);
-    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === data);
+    // mountinfo writes space, tab, newline and backslash in paths as octal escapes.
+    const decode = (p: string | undefined) => p?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => decode(l.split(' ')[4]) === data);
   }
 
   /** A tmpfs volume's filesystem, mounted on _data if it is not yet (call under the lock). */
@@ -184,6 +191,19 @@ export class Volumes {
     } catch {
       return;
     }
-    for (const n of names) native().removeTree(path.join(this.dir, n));
+    for (const n of names) {
+      const dir = path.join(this.dir, n);
+      try {
+        native().removeTree(dir);
+      } catch {
+        // A filesystem still mounted in it (a removal cut short after its rename): detached, then removed.
+        try {
+          native().umount2(path.join(dir, '_data'), MNT_DETACH);
+          native().removeTree(dir);
+        } catch {
+          /* left for the next sweep: it must not stop this container's start */
+        }
+      }
+    }
   }
 }
