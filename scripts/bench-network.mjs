@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork } from './bench-work.mjs';
+import { benchWork, time, q, med } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -47,16 +47,6 @@ const tsrunArgs = (args) => [cli, '--root', root, '--storage', storage, ...args]
 const tsrun = (args, env = withCa) => execFileSync(process.execPath, tsrunArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env });
 const podmanArgs = (args) => ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args];
 const podman = (args) => execFileSync('podman', podmanArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-const time = (f) => {
-  const t0 = process.hrtime.bigint();
-  f();
-  return Number(process.hrtime.bigint() - t0) / 1e6;
-};
-const q = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
-};
-const med = (xs) => q(xs, 0.5);
 
 execFileSync(path.join(project, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
 const hasPodman = have('podman') && have('runc') && ['/usr/lib/podman/netavark', '/usr/libexec/podman/netavark'].some((f) => fs.existsSync(f));

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { q, med } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -91,11 +92,6 @@ for (let i = 0; i < 200; i++) {
   compile.push(Number(process.hrtime.bigint() - t0) / 1e6);
 }
 
-const q = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
-};
-const med = (xs) => q(xs, 0.5);
 const width = Math.max(...rows.map(([n]) => n.length));
 const program = compileSeccomp(seccomp);
 console.log(`\nconfinement at start-up: ${N} interleaved rounds (random order), /bin/true from a busybox bundle; kernel ${os.release()}, ${os.cpus().length} cpus, load ${os.loadavg()[0].toFixed(2)}`);

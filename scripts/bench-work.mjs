@@ -24,3 +24,17 @@ export function benchWork(prefix) {
   });
   return { work, cleanups };
 }
+
+/** Milliseconds a synchronous call takes. */
+export const time = (f) => {
+  const t0 = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+};
+
+/** The p-quantile of samples (nearest rank), and the median. */
+export const q = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
+};
+export const med = (xs) => q(xs, 0.5);

@@ -10,6 +10,7 @@ import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
+import { withFileLock } from '../file-lock';
 import { LOCK_EX, LOCK_UN, native } from '../native';
 import { digestHex, sha256, type Digest } from './digest';
 import { formatReference, parseReference } from './reference';
@@ -137,17 +138,9 @@ export class ImageStore {
     }
   }
 
-  async lockedAsync<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  lockedAsync<T>(name: string, fn: () => Promise<T>): Promise<T> {
     this.ensure();
-    const fd = fs.openSync(path.join(this.root, name), 'a');
-    // A blocking flock would stall Node's loop; poll for it instead.
-    while (!native().flock(fd, LOCK_EX | 4)) await new Promise((r) => setTimeout(r, 20));
-    try {
-      return await fn();
-    } finally {
-      native().flock(fd, LOCK_UN);
-      fs.closeSync(fd);
-    }
+    return withFileLock(path.join(this.root, name), fn, 20);
   }
 
   /** The image records; records of one id (from stores older than this rule) are merged. */

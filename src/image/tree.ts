@@ -16,7 +16,8 @@ import type { TreeEntry } from './unpack';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const tarStream = () => require('tar-stream') as typeof TarStream;
 
-const EMPTY: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
+/** The body of an entry that has none. */
+export const EMPTY: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
 
 /** overlayfs's own attributes (opacity, redirects, origins) describe layers, not files: never carried. */
 const OVERLAY_XATTR = /^trusted\.overlay\./;
@@ -36,7 +37,7 @@ function xattrPax(abs: string): Record<string, string> | undefined {
 }
 
 /** Linux's dev_t split (glibc's major()/minor()). */
-function devParts(rdev: number): { devmajor: number; devminor: number } {
+export function devParts(rdev: number): { devmajor: number; devminor: number } {
   const big = BigInt(rdev);
   return { devmajor: Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn)), devminor: Number((big & 0xffn) | ((big >> 12n) & ~0xffn)) };
 }

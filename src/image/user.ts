@@ -1,7 +1,6 @@
 // Resolving an image's User ("name", "uid", "uid:gid", "name:group") in the
 // image's own /etc/passwd and /etc/group, read from its layers top-down.
 import fs = require('node:fs');
-import path = require('node:path');
 import { TsrunError } from '../errors';
 import { MAX_ID } from '../spec/validate';
 import { resolveMerged } from './merged';

@@ -7,7 +7,7 @@ import crypto = require('node:crypto');
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
-import { native } from '../native';
+import { withFileLock } from '../file-lock';
 import { CNI_VERSION, type ConfList } from './cni';
 import { removeBridgeRules, unguardLoopback } from './guard';
 import { contains, formatIp, formatSubnet, hostRoutes, overlaps, parseIp, parseSubnet, type Subnet } from './ipv4';
@@ -61,15 +61,9 @@ export class Networks {
   }
 
   /** One lock for a store's network changes: creating, removing, and members' /etc/hosts. */
-  async locked<T>(fn: () => Promise<T> | T): Promise<T> {
+  locked<T>(fn: () => Promise<T> | T): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(this.dir, '.lock'), 'a');
-    try {
-      while (!native().flock(fd, 2 | 4)) await new Promise((r) => setTimeout(r, 10));
-      return await fn();
-    } finally {
-      fs.closeSync(fd);
-    }
+    return withFileLock(path.join(this.dir, '.lock'), fn);
   }
 
   list(): NetworkRecord[] {

@@ -11,6 +11,7 @@ import { TsrunError } from '../errors';
 import { native, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native';
 import { S_IFBLK, S_IFCHR } from './devices';
 import type { TreeEntry } from '../image/unpack';
+import { devParts, EMPTY } from '../image/tree';
 
 export const O_PATH = 0o10000000;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
@@ -26,7 +27,6 @@ export function openBeneath(dirfd: number, rel: string, flags: number): number {
   return native().openat2(dirfd, rel === '' ? '.' : rel, flags, BENEATH);
 }
 
-const EMPTY: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };
 
 export interface Ids {
   uid: number;
@@ -38,11 +38,6 @@ export interface ReadOptions {
   name: string;
   /** Owners as they should appear in the entries (container ids from host ids, or the caller's own). */
   owner: (st: fs.Stats) => Ids;
-}
-
-function devParts(rdev: number): { devmajor: number; devminor: number } {
-  const big = BigInt(rdev);
-  return { devmajor: Number(((big >> 8n) & 0xfffn) | ((big >> 32n) & ~0xfffn)), devminor: Number((big & 0xffn) | ((big >> 12n) & ~0xffn)) };
 }
 
 function entryHeader(name: string, st: fs.Stats, type: TarStream.Header['type'], owner: Ids, extra: Partial<TarStream.Header> = {}): TarStream.Header {

@@ -8,6 +8,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import { native } from '../native';
+import { withFileLock } from '../file-lock';
 import { parseMountOptions } from '../rootfs/mount-options';
 
 /** Docker's rule for volume names: two or more, a letter or digit first; so never "/" or "..". */
@@ -65,15 +66,9 @@ export class Volumes {
   }
 
   /** One lock for a store's volume changes: create, remove, first use (mount, copy-up). */
-  async locked<T>(fn: () => Promise<T> | T): Promise<T> {
+  locked<T>(fn: () => Promise<T> | T): Promise<T> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const fd = fs.openSync(path.join(this.dir, '.lock'), 'a');
-    try {
-      while (!native().flock(fd, 2 | 4)) await new Promise((r) => setTimeout(r, 10));
-      return await fn();
-    } finally {
-      fs.closeSync(fd);
-    }
+    return withFileLock(path.join(this.dir, '.lock'), fn);
   }
 
   dataDir(name: string) {
