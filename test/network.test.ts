@@ -317,6 +317,20 @@ t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t)
   one(ts(['run', '-d', '--network', 'taken', '-p', `127.0.0.1:${held}:80`, 'busybox', 'sleep', '5']), new RegExp(`publish 127\\.0\\.0\\.1:${held}/tcp -> 80: cannot bind host port: it is in use on the host`), 'a port already bound');
   server.close();
   one(ts(['--cni-path', path.join(TEST_BASE, 'no-plugins-here'), 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI plugin "loopback" not found in .*no-plugins-here \(install containernetworking-plugins/, 'missing CNI plugins');
+  // A plugin that hangs at ADD is killed after TSRUN_CNI_TIMEOUT seconds, and the run fails saying so.
+  const realDir = ['/usr/lib/cni', '/opt/cni/bin'].find((d) => fs.existsSync(path.join(d, 'loopback')))!;
+  const slowDir = path.join(TEST_BASE, `slow-cni-${process.pid}`);
+  fs.mkdirSync(slowDir, { recursive: true });
+  fs.writeFileSync(path.join(slowDir, 'loopback'), `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && exec sleep 30\nexec ${realDir}/loopback\n`, { mode: 0o755 });
+  process.env.TSRUN_CNI_TIMEOUT = '1';
+  const started = Date.now();
+  try {
+    one(ts(['--cni-path', `${slowDir}:${realDir}`, 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI ADD loopback .*did not answer within 1 s and was killed/, 'a plugin that hangs');
+  } finally {
+    delete process.env.TSRUN_CNI_TIMEOUT;
+    fs.rmSync(slowDir, { recursive: true, force: true });
+  }
+  t.ok(Date.now() - started < 20_000, 'the run ended soon after the limit');
   one(ts(['network', 'rm', 'nosuch']), /network nosuch not found/, 'rm of an unknown network');
   one(ts(['run', '--rm', '--network', 'taken', '--network-alias', 'localhost', 'busybox', 'true']), /--network-alias localhost: a name every \/etc\/hosts already has/, 'an alias that would take over localhost');
   one(ts(['run', '--rm', '--network', 'taken', '--mac-address', '01:00:5e:00:00:01', 'busybox', 'true']), /a multicast address/, 'a multicast MAC');

@@ -78,6 +78,12 @@ function pluginInput(list: ConfList, plugin: PluginConf, rt: CniRuntime, prev: C
   return JSON.stringify(conf);
 }
 
+/** How long a plugin may take (TSRUN_CNI_TIMEOUT seconds, default 60): one that hangs is killed, and the run fails saying so. */
+function pluginTimeoutMs(): number {
+  const v = Number(process.env.TSRUN_CNI_TIMEOUT ?? 60);
+  return Number.isFinite(v) && v > 0 ? v * 1000 : 60_000;
+}
+
 function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, rt: CniRuntime, prev: CniResult | undefined, onStart?: () => void): Promise<string> {
   const dirs = pluginDirs(rt.cniPath);
   const file = findPlugin(plugin.type, dirs);
@@ -97,7 +103,15 @@ function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, 
     child.stdout!.on('data', (d: Buffer) => out.push(d));
     child.stderr!.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e) => reject(new TsrunError(`CNI ${command} ${plugin.type} (network ${list.name}): run ${file}: ${(e as NodeJS.ErrnoException).code ?? e.message}`)));
+    const limit = pluginTimeoutMs();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, limit);
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) return reject(new TsrunError(`CNI ${command} ${plugin.type} (network ${list.name}, container ${rt.containerId.slice(0, 12)}): ${file} did not answer within ${limit / 1000} s and was killed (TSRUN_CNI_TIMEOUT sets the limit)`));
       const stdout = Buffer.concat(out).toString('utf8');
       if (code === 0) return resolve(stdout);
       let msg = Buffer.concat(err).toString('utf8').trim() || `exit ${code ?? signal}`;
