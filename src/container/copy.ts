@@ -89,10 +89,15 @@ async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: 
     // Its network namespace exists only while it runs: the helper gets an empty one.
     helperSpec.linux!.namespaces = (helperSpec.linux!.namespaces ?? []).map((n) => (n.type === 'network' ? { type: 'network' as const } : n));
     // An interrupted copy still removes its helper (a sweep by the next cp finds any that a SIGKILL left).
-    let interrupted: NodeJS.Signals | undefined;
-    const onSignal = (sig: NodeJS.Signals) => {
-      interrupted = sig;
-    };
+    let onSignal: (sig: NodeJS.Signals) => void = () => undefined;
+    const interruption = new Promise<never>((_, reject) => {
+      onSignal = (sig) => {
+        // The copy stops reading what it was given (a tar on stdin may never end).
+        onInterrupt?.();
+        reject(new TsrunError(`cp: interrupted by ${sig}`, 130));
+      };
+    });
+    interruption.catch(() => undefined);
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
     try {
       const created = await createContainer({ id: helper, bundle: registry.containerDir(id), spec: helperSpec, root: registry.runtime.root, overlay: info.overlay, stdinNull: true, foreground: true });
@@ -101,15 +106,7 @@ async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: 
       try {
         const fd = fs.openSync(`/proc/${created.record.pid}/root`, O_PATH | fs.constants.O_DIRECTORY);
         try {
-          return await Promise.race([fn({ fd, ...maps }), new Promise<never>((_, reject) => {
-            const poll = setInterval(() => {
-              if (!interrupted) return;
-              // The copy stops reading what it was given (a tar on stdin may never end).
-              onInterrupt?.();
-              reject(new TsrunError(`cp: interrupted by ${interrupted}`, 130));
-            }, 50);
-            exited.finally(() => clearInterval(poll));
-          })]);
+          return await Promise.race([fn({ fd, ...maps }), interruption]);
         } finally {
           fs.closeSync(fd);
         }
