@@ -24,6 +24,22 @@ if (isRoot) {
   fs.writeFileSync(process.env.CONTAINERS_REGISTRIES_CONF, '[[registry]]\nprefix = "docker.io"\nblocked = true\n');
 }
 
+/** The CNI plugins' shared chains on the host (`-N CNI-...` lines of iptables-save, both tables). */
+export function cniChains(): string[] {
+  const r = spawnSync('sh', ['-c', 'iptables-save -t filter; iptables-save -t nat'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split('\n').filter((l) => /^:CNI-/.test(l)).map((l) => l.split(' ')[0].slice(1)) : [];
+}
+
+// What the host had before the first test file ran, for the leak check to compare with.
+export const HOST_BEFORE = path.join(TEST_BASE, 'host-before.json');
+if (isRoot && !fs.existsSync(HOST_BEFORE)) {
+  try {
+    fs.writeFileSync(HOST_BEFORE, JSON.stringify({ cniChains: cniChains() }), { flag: 'wx' });
+  } catch {
+    /* another test file wrote it first */
+  }
+}
+
 export const needsRoot: string | false = !isRoot ? 'needs root' : !haveBusybox ? 'needs Debian busybox-static (/bin/busybox)' : false;
 
 let counter = 0;

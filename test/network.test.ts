@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxImage, busyboxRootfs, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
+import { busyboxImage, busyboxRootfs, cniChains, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { makeLayout } from './images';
 import { probeVolume, removeProbe } from './probe';
-import { removeBridgeRules, unguardLoopback } from '../src/network/guard';
+import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
 
 // Each container here makes and undoes real interfaces and rules: more than tap's default for a file.
 t.setTimeout(600_000);
@@ -91,6 +91,7 @@ function clean(t: Tap.Test, where: string) {
 
 // The default network's bridge and its rules are host-wide (as docker0's); made by this file, they go with it.
 const hadDefaultBridge = fs.existsSync('/sys/class/net/tsrun0');
+const hadCniChains = cniChains().length > 0;
 t.before(() => {
   if (skip) return;
   busyboxImage(storage);
@@ -105,6 +106,7 @@ t.teardown(() => {
     removeBridgeRules('tsrun0');
     spawnSync('ip', ['link', 'del', 'tsrun0']);
   }
+  if (!hadCniChains) removeIdleCniChains();
   removeProbe();
   removeRootfs();
 });

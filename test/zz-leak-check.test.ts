@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { native } from '../src/native';
-import { isRoot, mountsUnder, processesRootedIn, TEST_BASE } from './helpers';
+import { cniChains, HOST_BEFORE, isRoot, mountsUnder, processesRootedIn, TEST_BASE } from './helpers';
 
 t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   t.same(mountsUnder(TEST_BASE), [], 'no mounts under the test base');
@@ -25,6 +25,9 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   t.same(links.split('\n').filter((l) => /master tsrun/.test(l) || /^\d+: tsrun-[0-9a-f]{8}[:@]/.test(l)), [], 'no veths on tsrun bridges, no user network bridges');
   const rules = ['filter', 'nat'].flatMap((table) => execFileSync('iptables-save', ['-t', table], { encoding: 'utf8' }).split('\n').filter((l) => /name: \\"tsrun[-0-9a-f]*\\"|10\.231\.|tsrun-[0-9a-f]{8}/.test(l)));
   t.same(rules, [], 'no firewall rules of a container or of a removed network');
+  // The plugins' shared chains (CNI-FORWARD, CNI-HOSTPORT-DNAT, ...): those the suite made go with its last network.
+  const before = fs.existsSync(HOST_BEFORE) ? (JSON.parse(fs.readFileSync(HOST_BEFORE, 'utf8')) as { cniChains: string[] }).cniChains : cniChains();
+  t.same(cniChains().filter((c) => !before.includes(c)), [], 'no CNI chains the suite made');
   const ipam = '/var/lib/cni/networks';
   const leases = fs.existsSync(ipam) ? fs.readdirSync(ipam).filter((d) => d.startsWith('tsrun')).flatMap((d) => fs.readdirSync(path.join(ipam, d)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).map((f) => `${d}/${f}`)) : [];
   t.same(leases, [], 'no address leases');

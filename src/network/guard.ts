@@ -8,7 +8,11 @@ import { TsrunError } from '../errors';
 
 const rule = (bridge: string) => ['INPUT', '-i', bridge, '-d', '127.0.0.0/8', '!', '-s', '127.0.0.0/8', '-m', 'conntrack', '!', '--ctstate', 'RELATED,ESTABLISHED,DNAT', '-m', 'comment', '--comment', `tsrun: no host loopback from ${bridge}`, '-j', 'DROP'];
 
-const iptables = (args: string[]) => spawnSync('iptables', ['-w', '-t', 'filter', ...args], { encoding: 'utf8' });
+const ipt = (table: string, args: string[]) => spawnSync('iptables', ['-w', '-t', table, ...args], { encoding: 'utf8' });
+const iptables = (args: string[]) => ipt('filter', args);
+
+/** An `iptables -S` line as arguments again: shell-like words, the comment quoted. */
+const words = (line: string) => (line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
 
 /** Adds the rule for this bridge unless it is there. */
 export function guardLoopback(bridge: string) {
@@ -31,9 +35,41 @@ export function removeBridgeRules(bridge: string) {
   const listed = iptables(['-S']).stdout.split('\n');
   for (const line of listed) {
     if (!/^-A CNI-ISOLATION-STAGE-[12] /.test(line) || !new RegExp(`(^| )-[io] ${bridge}( |$)`).test(line)) continue;
-    // Shell-like words: the comment is quoted.
-    const args = (line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
+    const args = words(line);
     args[0] = '-D';
     iptables(args);
+  }
+}
+
+/**
+ * The chains the CNI plugins share across networks (the firewall plugin's
+ * CNI-FORWARD, CNI-ADMIN and isolation stages; portmap's CNI-HOSTPORT-*),
+ * made on a first ADD and never removed by any DEL. When they hold nothing
+ * but the plugins' own base rules, no container of anyone's uses them:
+ * they go, with the jumps to them. A later ADD makes them again.
+ */
+export function removeIdleCniChains() {
+  const tables = {
+    filter: { chains: ['CNI-ISOLATION-STAGE-1', 'CNI-ISOLATION-STAGE-2', 'CNI-FORWARD', 'CNI-ADMIN'], base: [/-j RETURN$/, /-j CNI-ADMIN$/] },
+    nat: { chains: ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK'], base: [/--mark 0x2000\/0x2000 -j MASQUERADE$/, /-j MARK --set-xmark 0x2000\/0x2000$/] },
+  };
+  for (const [table, { chains, base }] of Object.entries(tables)) {
+    const saved = ipt(table, ['-S']);
+    if (saved.status !== 0) continue;
+    const lines = saved.stdout.split('\n');
+    const present = chains.filter((c) => lines.includes(`-N ${c}`));
+    if (!present.length) continue;
+    const inside = lines.filter((l) => present.some((c) => l.startsWith(`-A ${c} `)));
+    if (inside.some((l) => !base.some((b) => b.test(l)))) continue; // some container's rule is still there
+    // The jumps from the built-in chains first, then the chains themselves.
+    for (const l of lines) {
+      const m = /^-A (\S+) (.*)-j (\S+)$/.exec(l);
+      if (!m || present.includes(m[1]) || !present.includes(m[3])) continue;
+      const args = words(l);
+      args[0] = '-D';
+      ipt(table, args);
+    }
+    for (const c of present) ipt(table, ['-F', c]);
+    for (const c of present) ipt(table, ['-X', c]);
   }
 }

@@ -9,7 +9,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import { withFileLock } from '../file-lock';
 import { CNI_VERSION, type ConfList } from './cni';
-import { removeBridgeRules, unguardLoopback } from './guard';
+import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from './guard';
 import { contains, formatIp, formatSubnet, hostRoutes, overlaps, parseIp, parseSubnet, type Subnet } from './ipv4';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -130,6 +130,8 @@ export class Networks {
     deleteBridge(net.bridge);
     unguardLoopback(net.bridge);
     removeBridgeRules(net.bridge);
+    // The last network's going leaves the plugins' shared chains idle: they go too.
+    removeIdleCniChains();
     fs.rmSync(path.join(IPAM_DIR, cniName(net)), { recursive: true, force: true });
   }
 
