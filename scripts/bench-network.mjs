@@ -17,7 +17,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med } from './bench-work.mjs';
+import { createRequire } from 'node:module';
+import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -36,13 +37,20 @@ if (!fs.existsSync('/usr/lib/cni/bridge') && !fs.existsSync('/opt/cni/bin/bridge
   process.exit(1);
 }
 const { work, cleanups } = benchWork('tsrun-bench-network-');
+// The default network's bridge and the plugins' shared chains are host-wide: made by this run, they go with it.
+if (!fs.existsSync('/sys/class/net/tsrun0')) {
+  cleanups.push(() => {
+    const guard = createRequire(import.meta.url)(path.join(project, 'dist', 'network', 'guard.js'));
+    guard.unguardLoopback('tsrun0');
+    guard.removeBridgeRules('tsrun0');
+    spawnSync('ip', ['link', 'del', 'tsrun0']);
+    guard.removeIdleCniChains();
+  });
+}
 const storage = path.join(work, 'storage');
 const root = path.join(work, 'state');
 const proot = path.join(work, 'podman');
 
-const withCa = { ...process.env };
-const withoutCa = { ...process.env };
-delete withoutCa.NODE_EXTRA_CA_CERTS;
 const tsrunArgs = (args) => [cli, '--root', root, '--storage', storage, ...args];
 const tsrun = (args, env = withCa) => execFileSync(process.execPath, tsrunArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env });
 const podmanArgs = (args) => ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args];

@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med } from './bench-work.mjs';
+import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -35,9 +35,6 @@ const storage = path.join(work, 'storage');
 const root = path.join(work, 'state');
 const proot = path.join(work, 'podman');
 
-const withCa = { ...process.env };
-const withoutCa = { ...process.env };
-delete withoutCa.NODE_EXTRA_CA_CERTS;
 const tsrun = (args, env = withCa) => execFileSync(process.execPath, [cli, '--root', root, '--storage', storage, ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', env, maxBuffer: 64 << 20 });
 const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
 

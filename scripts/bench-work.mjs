@@ -38,3 +38,8 @@ export const q = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor(p * (s.length - 1) + 0.5))];
 };
 export const med = (xs) => q(xs, 0.5);
+
+/** The environment as the caller has it, and without NODE_EXTRA_CA_CERTS (which Node reads before anything else). */
+export const withCa = { ...process.env };
+export const withoutCa = { ...process.env };
+delete withoutCa.NODE_EXTRA_CA_CERTS;
