@@ -15,7 +15,7 @@ import type { Spec } from '../spec/types';
 import { packTar } from '../image/tree';
 import { cleanEntryName, type TreeEntry } from '../image/unpack';
 import { fdPath, O_PATH, readTree, TreeWriter, type Ids } from '../rootfs/tree-io';
-import { createContainer, hostIdOf, readBundleSpec } from './create';
+import { createContainer, readBundleSpec, toContainerId, toHostId, type IdMap } from './create';
 import { deleteContainer } from './delete';
 import type { Registry } from './registry';
 import { isAlive } from './store';
@@ -26,9 +26,6 @@ import { fsError } from './filesystem';
 const tarStream = () => require('tar-stream') as typeof TarStream;
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-const OVERFLOW_ID = 65534;
-
-type IdMap = { containerID: number; hostID: number; size: number }[] | undefined;
 
 interface ContainerRoot {
   fd: number;
@@ -53,12 +50,6 @@ function pathSpec(raw: string): PathSpec {
   return { rel: rel === '.' ? '' : rel, trailingSlash, dotContents };
 }
 
-const toHost = (map: IdMap, id: number) => (map?.length ? (hostIdOf(map, id) ?? OVERFLOW_ID) : id);
-function toContainer(map: IdMap, id: number): number {
-  if (!map?.length) return id;
-  const m = map.find((e) => id >= e.hostID && id < e.hostID + e.size);
-  return m ? m.containerID + (id - m.hostID) : OVERFLOW_ID;
-}
 
 /** Runs fn with an fd of the container's root: a running container's own, or one made for it. */
 async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>, onInterrupt?: () => void): Promise<T> {
@@ -266,7 +257,7 @@ async function copyOut(registry: Registry, ref: string, srcPath: string, dst: st
     const s = sourceOf(root.fd, src, `${ref}:${srcPath}`, !!opts.followLink);
     try {
       const name = s.base || path.posix.basename(`/${src.rel}`) || '.';
-      const inContainer = (st: fs.Stats): Ids => ({ uid: toContainer(root.uidMap, st.uid), gid: toContainer(root.gidMap, st.gid) });
+      const inContainer = (st: fs.Stats): Ids => ({ uid: toContainerId(root.uidMap, st.uid), gid: toContainerId(root.gidMap, st.gid) });
       if (dst === '-') {
         // A tar stream carries the container's owners, as Docker's does.
         await pipeline(packTar(readTree(s.parentFd, s.base, { name, owner: inContainer })), opts.out ?? process.stdout);
@@ -306,7 +297,7 @@ async function copyIn(registry: Registry, src: string, ref: string, dstPath: str
   const dst = pathSpec(dstPath);
   const input = opts.input ?? process.stdin;
   return withContainerRoot(registry, ref, async (root) => {
-    const toHostIds = (ids: Ids): Ids => ({ uid: toHost(root.uidMap, ids.uid), gid: toHost(root.gidMap, ids.gid) });
+    const toHostIds = (ids: Ids): Ids => ({ uid: toHostId(root.uidMap, ids.uid), gid: toHostId(root.gidMap, ids.gid) });
     if (src === '-') {
       const d = lookup(root.fd, dst, true);
       if (!d.st?.isDirectory()) {

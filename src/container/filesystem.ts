@@ -12,6 +12,7 @@ import { freeze, thaw } from '../cgroup/ops';
 import { mergedRoot } from '../image/merged';
 import { mergedEntries, packTar, upperChanges, type Change } from '../image/tree';
 import type { ContainerInfo, Registry } from './registry';
+import { toContainerId, type IdMap } from './create';
 
 export interface ContainerLayers {
   info: ContainerInfo;
@@ -24,8 +25,6 @@ export interface ContainerLayers {
   uidMap: IdMap;
   gidMap: IdMap;
 }
-
-type IdMap = { containerID: number; hostID: number; size: number }[] | undefined;
 
 export function containerLayers(registry: Registry, ref: string): ContainerLayers {
   const id = registry.resolve(ref);
@@ -112,10 +111,6 @@ export async function containerChanges(registry: Registry, ref: string): Promise
 export function upperOwner(layers: ContainerLayers): ((abs: string, st: fs.Stats) => { uid: number; gid: number }) | undefined {
   const { uidMap, gidMap } = layers;
   if (!uidMap?.length) return undefined;
-  const back = (map: IdMap, id: number) => {
-    const m = map?.find((e) => id >= e.hostID && id < e.hostID + e.size);
-    return m ? m.containerID + (id - m.hostID) : 65534;
-  };
   const prefix = `${layers.upper}/`;
-  return (abs, st) => (abs.startsWith(prefix) || abs === layers.upper ? { uid: back(uidMap, st.uid), gid: back(gidMap, st.gid) } : { uid: st.uid, gid: st.gid });
+  return (abs, st) => (abs.startsWith(prefix) || abs === layers.upper ? { uid: toContainerId(uidMap, st.uid), gid: toContainerId(gidMap, st.gid) } : { uid: st.uid, gid: st.gid });
 }

@@ -205,6 +205,17 @@ export class Registry {
     }
   }
 
+  /** Every container's record that can be read now (one removed meanwhile is left out). */
+  records(): ContainerInfo[] {
+    return this.ids().flatMap((id) => {
+      try {
+        return [this.read(id)];
+      } catch {
+        return [];
+      }
+    });
+  }
+
   /**
    * The id a user's reference means: a full id, a name, or a unique prefix
    * of an image container's id (as Docker resolves them). Runtime

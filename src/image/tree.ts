@@ -67,19 +67,30 @@ async function* fileBody(abs: string, size: number): AsyncIterable<Buffer> {
 }
 
 /** One non-directory as an entry; hardlinked files once, then links to the first name. */
+/** The name an earlier entry gave this file if it is a second hardlink to it (then a link entry), else undefined. */
+export function earlierLink(st: fs.Stats, name: string, seen: Map<string, string>): string | undefined {
+  if (st.nlink < 2 || st.isDirectory()) return undefined;
+  const key = `${st.dev}:${st.ino}`;
+  const first = seen.get(key);
+  if (first === undefined) seen.set(key, name);
+  return first;
+}
+
+/** A non-directory other than a regular file as its entry type and fields; undefined for a socket (no tar holds one). */
+export function specialKind(st: fs.Stats, readlink: () => string): { type: TarStream.Header['type']; extra: Partial<TarStream.Header> } | undefined {
+  if (st.isSymbolicLink()) return { type: 'symlink', extra: { linkname: readlink() } };
+  if (st.isCharacterDevice()) return { type: 'character-device', extra: devParts(st.rdev) };
+  if (st.isBlockDevice()) return { type: 'block-device', extra: devParts(st.rdev) };
+  if (st.isFIFO()) return { type: 'fifo', extra: {} };
+  return undefined;
+}
+
 function leafEntry(name: string, abs: string, st: fs.Stats, seen: Map<string, string>, owner: Owner = onDisk): TreeEntry | undefined {
-  if (st.nlink > 1) {
-    const key = `${st.dev}:${st.ino}`;
-    const first = seen.get(key);
-    if (first !== undefined) return { header: header(name, abs, st, 'link', { linkname: first }, owner), body: EMPTY };
-    seen.set(key, name);
-  }
+  const first = earlierLink(st, name, seen);
+  if (first !== undefined) return { header: header(name, abs, st, 'link', { linkname: first }, owner), body: EMPTY };
   if (st.isFile()) return { header: header(name, abs, st, 'file', { size: st.size }, owner), body: fileBody(abs, st.size) };
-  if (st.isSymbolicLink()) return { header: header(name, abs, st, 'symlink', { linkname: fs.readlinkSync(abs) }, owner), body: EMPTY };
-  if (st.isCharacterDevice()) return { header: header(name, abs, st, 'character-device', devParts(st.rdev), owner), body: EMPTY };
-  if (st.isBlockDevice()) return { header: header(name, abs, st, 'block-device', devParts(st.rdev), owner), body: EMPTY };
-  if (st.isFIFO()) return { header: header(name, abs, st, 'fifo', {}, owner), body: EMPTY };
-  return undefined; // a socket: no tar (and no layer) holds one
+  const kind = specialKind(st, () => fs.readlinkSync(abs));
+  return kind && { header: header(name, abs, st, kind.type, kind.extra, owner), body: EMPTY };
 }
 
 const join = (prefix: string, name: string) => (prefix ? `${prefix}/${name}` : name);

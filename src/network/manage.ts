@@ -9,14 +9,7 @@ import { DEFAULT_NETWORK, type CreateNetworkOptions, type NetworkRecord } from '
 
 /** The containers whose record names the network (running or not). */
 function users(registry: Registry, net: NetworkRecord): ContainerInfo[] {
-  return registry.ids().flatMap((id) => {
-    try {
-      const info = registry.read(id);
-      return info.hostConfig.networking?.networks.some((n) => n.name === net.name) ? [info] : [];
-    } catch {
-      return [];
-    }
-  });
+  return registry.records().filter((info) => info.hostConfig.networking?.networks.some((n) => n.name === net.name));
 }
 
 export function createNetwork(registry: Registry, name: string, opts: CreateNetworkOptions = {}): Promise<NetworkRecord> {

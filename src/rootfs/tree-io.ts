@@ -11,7 +11,7 @@ import { TsrunError } from '../errors';
 import { native, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native';
 import { S_IFBLK, S_IFCHR } from './devices';
 import type { TreeEntry } from '../image/unpack';
-import { devParts, EMPTY } from '../image/tree';
+import { earlierLink, EMPTY, specialKind } from '../image/tree';
 
 export const O_PATH = 0o10000000;
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
@@ -110,12 +110,8 @@ export async function* readTree(parentFd: number, base: string, opts: ReadOption
 
 function leaf(dirfd: number, name: string, st: fs.Stats, entryName: string, seen: Map<string, string>, opts: ReadOptions): TreeEntry | undefined {
   const owner = opts.owner(st);
-  if (st.nlink > 1 && !st.isDirectory()) {
-    const key = `${st.dev}:${st.ino}`;
-    const first = seen.get(key);
-    if (first !== undefined) return { header: entryHeader(entryName, st, 'link', owner, { linkname: first }), body: EMPTY };
-    seen.set(key, entryName);
-  }
+  const first = earlierLink(st, entryName, seen);
+  if (first !== undefined) return { header: entryHeader(entryName, st, 'link', owner, { linkname: first }), body: EMPTY };
   if (st.isFile()) {
     // No name: dirfd is the file itself (an O_PATH fd of a followed link), reopened for reading.
     const fd = name ? native().openat2(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, BENEATH) : fs.openSync(fdPath(dirfd), O_RDONLY | O_NONBLOCK);
@@ -126,12 +122,8 @@ function leaf(dirfd: number, name: string, st: fs.Stats, entryName: string, seen
     }
     return { header: entryHeader(entryName, now, 'file', owner, { size: now.size }), body: fdBody(fd, now.size) };
   }
-  const p = fdPath(dirfd, name);
-  if (st.isSymbolicLink()) return { header: entryHeader(entryName, st, 'symlink', owner, { linkname: fs.readlinkSync(p) }), body: EMPTY };
-  if (st.isCharacterDevice()) return { header: entryHeader(entryName, st, 'character-device', owner, devParts(st.rdev)), body: EMPTY };
-  if (st.isBlockDevice()) return { header: entryHeader(entryName, st, 'block-device', owner, devParts(st.rdev)), body: EMPTY };
-  if (st.isFIFO()) return { header: entryHeader(entryName, st, 'fifo', owner), body: EMPTY };
-  return undefined; // a socket
+  const kind = specialKind(st, () => fs.readlinkSync(fdPath(dirfd, name)));
+  return kind && { header: entryHeader(entryName, st, kind.type, owner, kind.extra), body: EMPTY };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { ContainerInfo, Registry } from '../container/registry';
 import type { Mount } from '../spec/types';
 import { parseBytes } from '../cgroup/resources';
 import { copyUp } from './copy-up';
-import { hostIdOf } from '../container/create';
+import { toHostId, type IdMap } from '../container/create';
 import { ANONYMOUS_LABEL, checkVolumeName, Volumes } from './volumes';
 
 export interface MountRecord {
@@ -40,8 +40,8 @@ export interface MountRecord {
 
 /** A user namespace's maps (config.json's linux.uidMappings and gidMappings). */
 export interface IdMaps {
-  uidMappings?: { containerID: number; hostID: number; size: number }[];
-  gidMappings?: { containerID: number; hostID: number; size: number }[];
+  uidMappings?: IdMap;
+  gidMappings?: IdMap;
 }
 
 export interface MountFlags {
@@ -252,15 +252,7 @@ export function orderMounts(mounts: Mount[]): Mount[] {
 
 /** The containers whose records mount the volume, but for one. */
 export function volumeUsers(registry: Registry, name: string, except?: string): ContainerInfo[] {
-  return registry.ids().flatMap((id) => {
-    if (id === except) return [];
-    try {
-      const info = registry.read(id);
-      return mountsOf(info).some((m) => m.type === 'volume' && m.source === name) ? [info] : [];
-    } catch {
-      return [];
-    }
-  });
+  return registry.records().filter((info) => info.id !== except && mountsOf(info).some((m) => m.type === 'volume' && m.source === name));
 }
 
 function isEmptyDir(dir: string): boolean {
@@ -278,9 +270,11 @@ function isEmptyDir(dir: string): boolean {
  * Returns the config.json mounts and the volumes made (for an undo).
  */
 export async function prepareMounts(registry: Registry, id: string, records: MountRecord[], layerDirsTopFirst: string[], userns?: IdMaps): Promise<{ mounts: Mount[]; made: string[] }> {
+  // Most containers have no mounts of their own: no volume lock, no sweep.
+  if (!records.length) return { mounts: [], made: [] };
   const volumes = new Volumes(registry.images.root);
   // A user namespace's root is an unprivileged host id: it must pass through volumes/ to reach its volumes.
-  const hostIds = userns?.uidMappings?.length ? (uid: number, gid: number) => ({ uid: hostIdOf(userns.uidMappings, uid) ?? 65534, gid: hostIdOf(userns.gidMappings, gid) ?? 65534 }) : undefined;
+  const hostIds = userns?.uidMappings?.length ? (uid: number, gid: number) => ({ uid: toHostId(userns.uidMappings, uid), gid: toHostId(userns.gidMappings, gid) }) : undefined;
   const made: string[] = [];
   try {
     return await volumes.locked(async () => {
