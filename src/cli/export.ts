@@ -15,8 +15,15 @@ export function register(program: Command) {
       const registry = registryOf(cmd);
       if (!opts.output) return exportContainer(registry, ref, process.stdout);
       const tmp = `${opts.output}.tmp-${process.pid}`;
+      // Opened now, before the container is frozen: a bad path is an error here, not an event later.
+      let fd: number;
       try {
-        await exportContainer(registry, ref, fs.createWriteStream(tmp, { mode: 0o600 }));
+        fd = fs.openSync(tmp, 'w', 0o600);
+      } catch (e) {
+        throw new TsrunError(`export: open ${tmp}: ${(e as NodeJS.ErrnoException).code}`);
+      }
+      try {
+        await exportContainer(registry, ref, fs.createWriteStream('', { fd }));
         fs.renameSync(tmp, opts.output);
       } catch (e) {
         fs.rmSync(tmp, { force: true });

@@ -58,7 +58,8 @@ export async function commitContainer(registry: Registry, ref: string, name: str
   const blobHash = crypto().createHash('sha256');
   const plain = { bytes: 0 };
   const blob = { bytes: 0 };
-  const out = fs.createWriteStream(tmp, { mode: 0o600 });
+  // Opened now, before the container is frozen: a failure is an error here, not an event later.
+  const out = fs.createWriteStream('', { fd: fs.openSync(tmp, 'w', 0o600) });
   try {
     await whileStill(registry, info.id, 'commit', () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints, upperOwner(layers))), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), out));
   } catch (e) {
