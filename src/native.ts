@@ -35,6 +35,8 @@ export interface Native {
   spawn(plan: NativePlan): { pid: number; sock: number };
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount2(target: string, flags: number): void;
+  /** 0 when dir's filesystem takes an idmapped mount for the user namespace file, else the errno. */
+  idmappable(dir: string, usernsFile: string): number;
   mknod(path: string, mode: number, major: number, minor: number): void;
   mkfifo(path: string, mode: number): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;

@@ -13,6 +13,8 @@ import { MONITOR_PATH, native } from '../native';
 import { parseSpec } from '../spec/validate';
 import { compileSeccomp } from '../security/seccomp';
 import type { Spec } from '../spec/types';
+import { hostIdOf } from '../spec/id-map';
+import { chownedDir, chownedLayers, layersIdmappable } from '../rootfs/chowned-layers';
 import { OCI_VERSION, processStartTime, Store, type ContainerRecord } from './store';
 
 export interface CreateOptions {
@@ -213,7 +215,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       planSpec = structuredClone(spec);
       planSpec.linux!.namespaces = planSpec.linux!.namespaces!.map((n) => (n.type === 'user' ? { type: 'user', path: held!.path } : n));
       idmap = { userns: held.path, dir: path.join(bundle, 'idmap') };
-      prepareIdmappedLayers(opts.overlay, idmap.dir, spec);
+      const layers = opts.overlay.lowerdirs.map((l) => (opts.overlay!.cwd ? path.resolve(opts.overlay!.cwd, l) : l));
+      if (!layersIdmappable(layers, held.path)) {
+        opts.trace?.(`layers: their filesystem takes no idmapped mount: the image is copied once into ${chownedDir(bundle)}, owned by the ids the user namespace maps`);
+        idmap.chowned = await chownedLayers(layers, chownedDir(bundle), spec.linux?.uidMappings, spec.linux?.gidMappings);
+      }
+      prepareIdmappedLayers(opts.overlay, idmap, spec);
     }
     const plan = compilePlan(planSpec, opts.host ?? readHostFacts(), {
       rootfs,
@@ -300,35 +307,16 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
 const idMapText = (m: { containerID: number; hostID: number; size: number }[] | undefined) => (m ?? []).map((e) => `${e.containerID} ${e.hostID} ${e.size}\n`).join('');
 
-export type IdMap = { containerID: number; hostID: number; size: number }[] | undefined;
-
-/** The id an unmapped id shows as (the kernel's overflow id). */
-export const OVERFLOW_ID = 65534;
-
-/** A container id as the host sees it: through the map if there is one, the overflow id if it maps nowhere. */
-export const toHostId = (map: IdMap, id: number) => (map?.length ? (hostIdOf(map, id) ?? OVERFLOW_ID) : id);
-
-/** A host id as the container sees it, the same way back. */
-export function toContainerId(map: IdMap, id: number): number {
-  if (!map?.length) return id;
-  const m = map.find((e) => id >= e.hostID && id < e.hostID + e.size);
-  return m ? m.containerID + (id - m.hostID) : OVERFLOW_ID;
-}
-
-/** The host id that a container id maps to, or undefined if it is not mapped. */
-export function hostIdOf(maps: { containerID: number; hostID: number; size: number }[] | undefined, id: number): number | undefined {
-  const m = (maps ?? []).find((e) => id >= e.containerID && id < e.containerID + e.size);
-  return m ? m.hostID + (id - m.containerID) : undefined;
-}
-
 /**
  * A mount point per layer, and the writable directory handed to the
  * container's root: the overlay's own root directory is the upper one's,
  * so it must belong to the user the container's root is on the host.
  */
-function prepareIdmappedLayers(overlay: OverlayMount, dir: string, spec: Spec) {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  overlay.lowerdirs.forEach((_, i) => fs.mkdirSync(path.join(dir, String(i)), { recursive: true }));
+function prepareIdmappedLayers(overlay: OverlayMount, idmap: IdmapLayers, spec: Spec) {
+  if (!idmap.chowned) {
+    fs.mkdirSync(idmap.dir, { recursive: true, mode: 0o700 });
+    overlay.lowerdirs.forEach((_, i) => fs.mkdirSync(path.join(idmap.dir, String(i)), { recursive: true }));
+  }
   const uid = hostIdOf(spec.linux?.uidMappings, 0);
   const gid = hostIdOf(spec.linux?.gidMappings, 0);
   if (uid === undefined || gid === undefined) throw new ConfigError('linux.uidMappings', 'an image container in a user namespace needs its root (id 0) mapped');

@@ -12,7 +12,7 @@ import { freeze, thaw } from '../cgroup/ops';
 import { mergedRoot } from '../image/merged';
 import { mergedEntries, packTar, upperChanges, type Change } from '../image/tree';
 import type { ContainerInfo, Registry } from './registry';
-import { toContainerId, type IdMap } from './create';
+import { toContainerId, type IdMap } from '../spec/id-map';
 
 export interface ContainerLayers {
   info: ContainerInfo;

@@ -67,6 +67,11 @@ export interface IdmapLayers {
   userns: string;
   /** An empty directory per layer is made in here (0, 1, ...) to mount it on. */
   dir: string;
+  /**
+   * Where the layers' filesystem takes no idmapped mount: one copy of the
+   * image owned by the mapped ids, the overlay's only lower layer.
+   */
+  chowned?: string;
 }
 
 export type StdioFds = [number | undefined, number | undefined, number | undefined];
@@ -246,6 +251,15 @@ function idmapSteps(idmap: IdmapLayers, o: OverlayMount, rootfs: string): PlanSt
     step(Op.UNSHARE, 'unshare(CLONE_NEWNS): a mount namespace for the idmapped layers', 'idmapped mounts need the runtime\'s own capabilities, so they are made before the container joins its user namespace, in a mount namespace no one else sees (mount_namespaces(7))', { n: [CLONE_NEWNS] }),
     step(Op.PROPAGATION, 'mount --make-rslave /', 'nothing mounted here propagates back to the host', { s: ['/'], n: [MS.SLAVE | MS.REC] }),
   ];
+  if (idmap.chowned) {
+    steps.push(
+      step(Op.MOUNT, `mount overlay on ${rootfs} (the image copied, owned by the mapped ids)`, 'the layers\' filesystem takes no idmapped mount, so a copy of the image whose files the container\'s root owns is its lower layer (overlayfs(5))', {
+        s: ['overlay', rootfs, 'overlay', `lowerdir=${idmap.chowned},upperdir=${o.upperdir},workdir=${o.workdir}${OVERLAY_PLAIN}`],
+        n: [0, 0, 0, 0, 0],
+      }),
+    );
+    return steps;
+  }
   o.lowerdirs.forEach((l, i) => {
     const source = o.cwd && !path.isAbsolute(l) ? path.join(o.cwd, l) : l;
     steps.push(step(Op.IDMAP_MOUNT, `bind ${source} idmapped on ${idmap.dir}/${i}`, 'the layer\'s files, owned by host ids, appear owned by the ids the container\'s user namespace maps them to (mount_setattr(2) MOUNT_ATTR_IDMAP)', { s: [source, `${idmap.dir}/${i}`, idmap.userns] }));

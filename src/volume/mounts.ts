@@ -10,7 +10,7 @@ import type { ContainerInfo, Registry } from '../container/registry';
 import type { Mount } from '../spec/types';
 import { parseBytes } from '../cgroup/resources';
 import { copyUp } from './copy-up';
-import { toHostId, type IdMap } from '../container/create';
+import { toHostId, type IdMap } from '../spec/id-map';
 import { ANONYMOUS_LABEL, checkVolumeName, Volumes } from './volumes';
 
 export interface MountRecord {
