@@ -66,7 +66,7 @@ cleanups.push(() => {
     }
   }
 });
-for (let i = 0; i < COUNT; i++) ids.push(tsrun(['run', '-d', 'busybox', 'sleep', '3600']).trim());
+for (let i = 0; i < COUNT; i++) ids.push(tsrun(['run', '-d', '--network', 'none', 'busybox', 'sleep', '3600']).trim());
 await new Promise((r) => setTimeout(r, 500));
 const monitors = processesMatching(new RegExp(`tsrun-monitor .*${storage}`)).map(memoryOf);
 

@@ -115,11 +115,11 @@ const m2 = crypto.createHash('sha256').update(manifest2).digest('hex');
 fs.writeFileSync(path.join(big2, 'blobs', 'sha256', m2), manifest2);
 fs.writeFileSync(path.join(big2, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${m2}`, size: manifest2.length, annotations: { 'org.opencontainers.image.ref.name': 'docker.io/library/large:latest' } }] }));
 ts(['load', '-i', big2]);
-ts(['run', '--rm', 'small', 'true']);
-ts(['run', '--rm', 'large', 'true']); // unpacks the big layer once
+ts(['run', '--rm', '--network', 'none', 'small', 'true']);
+ts(['run', '--rm', '--network', 'none', 'large', 'true']); // unpacks the big layer once
 for (let i = 0; i < RUNS; i++) {
-  runs.get('small image (busybox, 1 layer)').push(time(() => ts(['run', '--rm', 'small', 'true'])));
-  runs.get('large image (+ the big layer)').push(time(() => ts(['run', '--rm', 'large', 'true'])));
+  runs.get('small image (busybox, 1 layer)').push(time(() => ts(['run', '--rm', '--network', 'none', 'small', 'true'])));
+  runs.get('large image (+ the big layer)').push(time(() => ts(['run', '--rm', '--network', 'none', 'large', 'true'])));
 }
 const smallMs = median(runs.get('small image (busybox, 1 layer)'));
 for (const [name, xs] of runs) console.log(`  ${name.padEnd(32)} ${median(xs).toFixed(1).padStart(7)} ms   ${(median(xs) / smallMs).toFixed(2)}x small`);
@@ -135,7 +135,7 @@ if (have('podman')) {
   const t1 = [];
   const t2 = [];
   for (let i = 0; i < RUNS; i++) {
-    t1.push(time(() => ts(['run', '--rm', 'small', 'true'])));
+    t1.push(time(() => ts(['run', '--rm', '--network', 'none', 'small', 'true'])));
     t2.push(time(() => podman(pargs)));
   }
   console.log(`  tsrun run --rm ${median(t1).toFixed(1).padStart(8)} ms`);

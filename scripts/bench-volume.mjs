@@ -65,8 +65,8 @@ for (let i = 0; i < files; i++) {
 execFileSync(path.join(project, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
 const hasPodman = have('podman') && have('runc');
 const podmanLimits = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
-const tsBox = tsrun(['run', '-d', 'busybox', 'sleep', '1d']).trim();
-const tsLayer = tsrun(['run', '-d', 'busybox', 'sleep', '1d']).trim();
+const tsBox = tsrun(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1d']).trim();
+const tsLayer = tsrun(['run', '-d', '--network', 'none', 'busybox', 'sleep', '1d']).trim();
 tsrun(['cp', tree, `${tsLayer}:/tree`]);
 cleanups.push(() => tsrun(['rm', '-f', tsBox, tsLayer]));
 let pmBox = '';

@@ -23,6 +23,10 @@ if (isRoot) {
   process.env.CONTAINERS_REGISTRIES_CONF = path.join(TEST_BASE, 'registries.conf');
   fs.writeFileSync(process.env.CONTAINERS_REGISTRIES_CONF, '[[registry]]\nprefix = "docker.io"\nblocked = true\n');
 }
+// A container without --network has none in the tests: the default bridge
+// would cost every start its CNI plugins, and the v2 guest has no bridge
+// module. test/network.test.ts checks the real default (bridge) on its own.
+process.env.TSRUN_DEFAULT_NETWORK ??= 'none';
 
 /** The CNI plugins' shared chains on the host (`-N CNI-...` lines of iptables-save, both tables). */
 export function cniChains(): string[] {
@@ -108,14 +112,14 @@ export interface Result {
  * container inherits tsrun's stdio and would hold a pipe open long after
  * tsrun has exited.
  */
-export function tsrun(args: string[], opts: { root?: string; timeout?: number } = {}): Result {
+export function tsrun(args: string[], opts: { root?: string; timeout?: number; env?: NodeJS.ProcessEnv } = {}): Result {
   const full = opts.root ? ['--root', opts.root, ...args] : args;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-out-'));
   const out = fs.openSync(path.join(dir, 'out'), 'w+');
   const err = fs.openSync(path.join(dir, 'err'), 'w+');
   try {
     // Under software emulation (the v2 guest sets TSRUN_EMULATED=1) one command can take minutes.
-    const r = spawnSync(process.execPath, [CLI, ...full], { stdio: ['ignore', out, err], timeout: (opts.timeout ?? 60_000) * (process.env.TSRUN_EMULATED === '1' ? 4 : 1) });
+    const r = spawnSync(process.execPath, [CLI, ...full], { env: opts.env ? { ...process.env, ...opts.env } : process.env, stdio: ['ignore', out, err], timeout: (opts.timeout ?? 60_000) * (process.env.TSRUN_EMULATED === '1' ? 4 : 1) });
     return { status: r.status, signal: r.signal, stdout: fs.readFileSync(path.join(dir, 'out'), 'utf8'), stderr: fs.readFileSync(path.join(dir, 'err'), 'utf8') };
   } finally {
     fs.closeSync(out);

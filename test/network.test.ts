@@ -12,7 +12,8 @@ import t from 'tap';
 import { busyboxImage, busyboxRootfs, cniChains, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { makeLayout } from './images';
 import { probeVolume, removeProbe } from './probe';
-import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
+import { guardLoopback, removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
+import { netnsPath } from '../src/network/netns';
 
 // Each container here makes and undoes real interfaces and rules: more than tap's default for a file.
 t.setTimeout(600_000);
@@ -105,6 +106,7 @@ t.teardown(() => {
     unguardLoopback('tsrun0');
     removeBridgeRules('tsrun0');
     spawnSync('ip', ['link', 'del', 'tsrun0']);
+    fs.rmSync('/var/lib/cni/networks/tsrun0', { recursive: true, force: true });
   }
   if (!hadCniChains) removeIdleCniChains();
   removeProbe();
@@ -159,6 +161,78 @@ t.test('published ports: tcp on 127.0.0.1, udp, a random port, -P; port, ps and 
   t.ok(ep > 0, `-P published the exposed 8080 on ${ep}`);
   t.match(await eventually(() => hostGet(`http://127.0.0.1:${ep}/hostname`), /[0-9a-f]{12}/), /^[0-9a-f]{12}$/m, 'reachable on 127.0.0.1 too (all addresses)');
   clean(t, 'ports');
+});
+
+t.test('no --network: the default bridge network, as Docker; TSRUN_DEFAULT_NETWORK chooses another', { skip }, async (t) => {
+  // The suite's helper sets TSRUN_DEFAULT_NETWORK=none for every other test; here it is unset.
+  const as = (value: string, args: string[]) => tsrun(['--storage', storage, ...args], { root, env: { TSRUN_DEFAULT_NETWORK: value } });
+  let r = as('', ['run', '-d', '--name', 'plain', 'busybox', 'sleep', '60']);
+  t.equal(r.status, 0, r.stderr);
+  const ins = JSON.parse(ts(['inspect', 'plain']).stdout)[0];
+  t.equal(ins.HostConfig.NetworkMode, 'bridge', 'NetworkMode bridge');
+  const ip = ins.NetworkSettings.Networks.bridge.IPAddress;
+  t.match(ts(['exec', 'plain', 'ip', '-o', '-4', 'addr', 'show', 'eth0']).stdout, new RegExp(`inet ${ip.replace(/\./g, '\\.')}/`), `eth0 has the bridge's address ${ip}`);
+  t.match(ts(['exec', 'plain', 'ip', 'addr', 'show', 'lo']).stdout, /inet 127\.0\.0\.1\/8/, 'lo is up, with its address');
+  r = as('', ['run', '--rm', 'busybox', 'ping', '-c', '1', '-W', '2', ip]);
+  t.equal(r.status, 0, `another default container reaches it: ${r.stdout}${r.stderr}`);
+  t.match(ts(['network', 'ls']).stdout, /^[0-9a-f]{12}\s+bridge\s+bridge\s+/m, 'network ls lists bridge');
+
+  t.equal(ts(['network', 'create', '--subnet', SUBNET(9), 'chosen']).status, 0);
+  t.equal(ts(['network', 'connect', 'chosen', 'plain']).status, 0);
+  r = as('chosen', ['run', '--rm', 'busybox', 'sh', '-c', 'ip -o -4 addr show eth0; ping -c 1 -W 2 plain >/dev/null && echo reached plain']);
+  t.match(r.stdout, /inet 10\.231\.9\.\d+\/24[\s\S]*reached plain/, 'TSRUN_DEFAULT_NETWORK=chosen: on that network, finding its members by name');
+  r = as('none', ['run', '--rm', 'busybox', 'ls', '/sys/class/net']);
+  t.equal(r.stdout, 'lo\n', 'TSRUN_DEFAULT_NETWORK=none: lo only');
+  r = as('none', ['run', '--rm', '-p', '127.0.0.1::80', 'busybox', 'ls', '/sys/class/net']);
+  t.equal(r.stdout, 'eth0\nlo\n', 'publishing a port still takes the bridge');
+  for (const [value, err] of [['nosuch', /^tsrun: network nosuch not found \(tsrun network ls lists them\): TSRUN_DEFAULT_NETWORK names it\n$/], ['container:plain', /^tsrun: TSRUN_DEFAULT_NETWORK=container:plain: the default network may be none, host, bridge or a network's name, not another container's\n$/]] as const) {
+    r = as(value, ['run', '--rm', 'busybox', 'true']);
+    t.equal(r.status, 125, value);
+    t.match(r.stderr, err);
+  }
+  t.equal(ts(['rm', '-f', 'plain']).status, 0);
+  t.equal(ts(['network', 'rm', 'chosen']).status, 0);
+  clean(t, 'default network');
+});
+
+t.test('a container cannot reach the host\'s 127.0.0.0/8 through its gateway (CVE-2020-8558)', { skip }, async (t) => {
+  t.equal(ts(['network', 'create', '--subnet', SUBNET(10), 'guarded']).status, 0);
+  // A published port makes portmap set route_localnet on the bridge: what opens the hole.
+  const r = ts(['run', '-d', '--name', 'prober', '--network', 'guarded', '-p', '127.0.0.1::80', 'busybox', 'sleep', '60']);
+  t.equal(r.status, 0, r.stderr);
+  const ins = JSON.parse(ts(['inspect', 'prober']).stdout)[0];
+  const bridge = JSON.parse(ts(['network', 'inspect', 'guarded']).stdout)[0].Options['com.docker.network.bridge.name'];
+  t.equal(fs.readFileSync(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, 'utf8').trim(), '1', 'route_localnet is on for the bridge');
+  // What a container with CAP_NET_RAW can put on the wire, made here with routes in its namespace:
+  // a datagram to 127.0.0.1 sent to the gateway's MAC.
+  const netns = netnsPath(root, ins.Id);
+  const setup = spawnSync('nsenter', [`--net=${netns}`, 'sh', '-c', `ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; sysctl -qw net.ipv4.conf.eth0.route_localnet=1; ip route add 127.0.0.1/32 via ${ins.NetworkSettings.Networks.guarded.Gateway} dev eth0`], { encoding: 'utf8' });
+  t.equal(setup.status, 0, setup.stderr);
+  const reaches = async () => {
+    const listener = dgram.createSocket('udp4');
+    await new Promise<void>((res) => listener.bind(0, '127.0.0.1', () => res()));
+    const port = (listener.address() as net.AddressInfo).port;
+    const got = new Promise<string>((res) => {
+      listener.on('message', (m, from) => res(`${m} from ${from.address}`));
+      setTimeout(() => res(''), 1500);
+    });
+    spawnSync('nsenter', [`--net=${netns}`, process.execPath, '-e', `const s = require('dgram').createSocket('udp4'); s.send('probe', ${port}, '127.0.0.1', () => s.close())`]);
+    const text = await got;
+    listener.close();
+    return text;
+  };
+  t.equal(await reaches(), '', 'the datagram is dropped before the host\'s loopback service sees it');
+  // The same without the rule: the hole is real on this host, so the check above can fail.
+  unguardLoopback(bridge);
+  try {
+    t.match(await reaches(), /^probe from 10\.231\.10\.\d+$/, 'without the rule, it arrives');
+  } finally {
+    guardLoopback(bridge);
+  }
+  t.equal(ts(['rm', '-f', 'prober']).status, 0);
+  t.equal(ts(['network', 'rm', 'guarded']).status, 0);
+  t.notMatch(spawnSync('iptables', ['-S', 'INPUT'], { encoding: 'utf8' }).stdout, new RegExp(bridge), 'the network\'s rule goes with it');
+  clean(t, 'loopback guard');
 });
 
 t.test('a user network: members reach each other by name and alias; another network\'s container does not', { skip }, async (t) => {
@@ -318,21 +392,25 @@ t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t)
   const held = (server.address() as net.AddressInfo).port;
   one(ts(['run', '-d', '--network', 'taken', '-p', `127.0.0.1:${held}:80`, 'busybox', 'sleep', '5']), new RegExp(`publish 127\\.0\\.0\\.1:${held}/tcp -> 80: cannot bind host port: it is in use on the host`), 'a port already bound');
   server.close();
-  one(ts(['--cni-path', path.join(TEST_BASE, 'no-plugins-here'), 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI plugin "loopback" not found in .*no-plugins-here \(install containernetworking-plugins/, 'missing CNI plugins');
+  one(ts(['--cni-path', path.join(TEST_BASE, 'no-plugins-here'), 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI plugin "bridge" not found in .*no-plugins-here \(install containernetworking-plugins/, 'missing CNI plugins');
   // A plugin that hangs at ADD is killed after TSRUN_CNI_TIMEOUT seconds, and the run fails saying so.
-  const realDir = ['/usr/lib/cni', '/opt/cni/bin'].find((d) => fs.existsSync(path.join(d, 'loopback')))!;
+  const realDir = ['/usr/lib/cni', '/opt/cni/bin'].find((d) => fs.existsSync(path.join(d, 'bridge')))!;
   const slowDir = path.join(TEST_BASE, `slow-cni-${process.pid}`);
   fs.mkdirSync(slowDir, { recursive: true });
-  fs.writeFileSync(path.join(slowDir, 'loopback'), `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && exec sleep 30\nexec ${realDir}/loopback\n`, { mode: 0o755 });
+  fs.writeFileSync(path.join(slowDir, 'bridge'), `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && exec sleep 30\nexec ${realDir}/bridge\n`, { mode: 0o755 });
   process.env.TSRUN_CNI_TIMEOUT = '1';
   const started = Date.now();
   try {
-    one(ts(['--cni-path', `${slowDir}:${realDir}`, 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI ADD loopback .*did not answer within 1 s and was killed/, 'a plugin that hangs');
+    one(ts(['--cni-path', `${slowDir}:${realDir}`, 'run', '--rm', '--network', 'taken', 'busybox', 'true']), /CNI ADD bridge .*did not answer within 1 s and was killed/, 'a plugin that hangs');
   } finally {
     delete process.env.TSRUN_CNI_TIMEOUT;
     fs.rmSync(slowDir, { recursive: true, force: true });
   }
   t.ok(Date.now() - started < 20_000, 'the run ended soon after the limit');
+  // Without iptables (not on PATH): the loopback guard for a published port, the bridge plugin's NAT otherwise.
+  const noSbin = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  one(tsrun(['--storage', storage, 'run', '--rm', '--network', 'taken', '-p', '127.0.0.1::80', 'busybox', 'true'], { root, env: noSbin }), /iptables -I INPUT\): iptables is not installed \(Debian package iptables\)/, 'no iptables, a port published');
+  one(tsrun(['--storage', storage, 'run', '--rm', '--network', 'taken', 'busybox', 'true'], { root, env: noSbin }), /CNI ADD bridge .*"iptables": executable file not found .*\(install the Debian package iptables\)/, 'no iptables');
   one(ts(['network', 'rm', 'nosuch']), /network nosuch not found/, 'rm of an unknown network');
   one(ts(['run', '--rm', '--network', 'taken', '--network-alias', 'localhost', 'busybox', 'true']), /--network-alias localhost: a name every \/etc\/hosts already has/, 'an alias that would take over localhost');
   one(ts(['run', '--rm', '--network', 'taken', '--mac-address', '01:00:5e:00:00:01', 'busybox', 'true']), /a multicast address/, 'a multicast MAC');

@@ -48,7 +48,6 @@ export interface NetworkState {
   attachments: Attachment[];
 }
 
-const LOOPBACK: ConfList = { cniVersion: '1.0.0', name: 'tsrun-loopback', plugins: [{ type: 'loopback' }] };
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 
@@ -114,19 +113,18 @@ export async function connectNetworks(registry: Registry, info: ContainerInfo, o
     // What an earlier run left (tsrun killed, a reboot) goes first.
     await undo(registry, info.id, holdFd, opts);
     const nets = networksOf(registry);
-    const records = req.networks.map((n) => nets.get(n.name));
-    // Chosen and recorded under the store's network lock: two runs never take one port.
-    const state: NetworkState = await nets.locked(async () => {
+    // Chosen and recorded under the store's network lock: two runs never take one port, nor one subnet.
+    const { state, records } = await nets.locked(async () => {
+      const records = req.networks.map((n) => nets.recorded(nets.get(n.name)));
       const ports = await allocatePorts(req.ports, portsInUse(registry, info.id));
       const s: NetworkState = { netns: netnsPath(registry.runtime.root, info.id), ports, attachments: [] };
       writeState(registry, info.id, s);
-      return s;
+      return { state: s, records };
     });
     const ports = state.ports;
     try {
+      // Made with lo up.
       await makeNetns(state.netns);
-      // lo up, by CNI's loopback plugin as containerd does: a namespace made here has it down.
-      await cniAdd(LOOPBACK, { containerId: info.id, netns: state.netns, ifname: 'lo', cniPath: opts.cniPath, holdFd });
       for (const [i, net] of records.entries()) await attach(registry, info, state, net, req.networks[i], i === 0 ? ports : [], { ...opts, holdFd });
       await refreshHosts(registry, records);
     } catch (e) {

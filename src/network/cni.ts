@@ -122,6 +122,8 @@ function execPlugin(command: 'ADD' | 'DEL', list: ConfList, plugin: PluginConf, 
       } catch {
         /* not JSON: stderr or the exit status says it */
       }
+      // The plugins run iptables from PATH (go-iptables): say which package is missing.
+      if (/"iptables": executable file not found/.test(msg)) msg += ' (install the Debian package iptables)';
       reject(new TsrunError(`CNI ${command} ${plugin.type} (network ${list.name}, container ${rt.containerId.slice(0, 12)}): ${msg}`));
     });
     child.stdin!.on('error', () => {

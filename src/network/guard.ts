@@ -18,7 +18,8 @@ const words = (line: string) => (line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map
 export function guardLoopback(bridge: string) {
   if (iptables(['-C', ...rule(bridge)]).status === 0) return;
   const r = iptables(['-I', ...rule(bridge)]);
-  if (r.status !== 0) throw new TsrunError(`add the rule that keeps containers on ${bridge} from the host's 127.0.0.0/8 (iptables -I INPUT): ${(r.stderr || r.error?.message || '').trim()}`);
+  const why = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT' ? 'iptables is not installed (Debian package iptables)' : (r.stderr || r.error?.message || '').trim();
+  if (r.status !== 0) throw new TsrunError(`add the rule that keeps containers on ${bridge} from the host's 127.0.0.0/8 (iptables -I INPUT): ${why}`);
 }
 
 /** Removes it (every copy), when the network goes. */

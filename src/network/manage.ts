@@ -19,8 +19,10 @@ export function createNetwork(registry: Registry, name: string, opts: CreateNetw
 
 export function listNetworks(registry: Registry): NetworkRecord[] {
   const nets = networksOf(registry);
-  nets.ensureDefault();
-  return nets.list();
+  const list = nets.list();
+  // The default network is listed before any container has made it.
+  if (!list.some((n) => n.name === DEFAULT_NETWORK)) list.push(nets.get(DEFAULT_NETWORK));
+  return list.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** Docker's network inspect document. */
@@ -68,7 +70,7 @@ export async function pruneNetworks(registry: Registry): Promise<string[]> {
 }
 
 export async function connectNetwork(registry: Registry, ref: string, container: string, opts: { aliases?: string[]; ip?: string } = {}): Promise<void> {
-  const net = networksOf(registry).get(ref);
+  const net = await networksOf(registry).joinable(ref);
   const id = registry.resolve(container);
   await registry.lock(id, async () => {
     const info = registry.read(id);

@@ -76,10 +76,10 @@ export class Networks {
     return names.map((n) => JSON.parse(fs.readFileSync(path.join(this.dir, n), 'utf8')) as NetworkRecord).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** By name, id, or unique id prefix; `bridge` is made on first use. */
+  /** By name, id, or unique id prefix; `bridge` as it will be recorded when a container first joins it. */
   find(ref: string): NetworkRecord | undefined {
     if (NAME.test(ref) && fs.existsSync(this.file(ref))) return JSON.parse(fs.readFileSync(this.file(ref), 'utf8')) as NetworkRecord;
-    if (ref === DEFAULT_NETWORK) return this.ensureDefault();
+    if (ref === DEFAULT_NETWORK) return this.defaultRecord();
     const byId = this.list().filter((n) => n.id === ref || (ref.length >= 3 && n.id.startsWith(ref)));
     if (byId.length > 1) throw new TsrunError(`network "${ref}" is ambiguous: it begins the ids of ${byId.map((n) => n.name).join(', ')}`);
     return byId[0];
@@ -92,12 +92,24 @@ export class Networks {
   }
 
   /** The default network: on tsrun0, with the subnet tsrun0 already has, else the first free one of the pools. */
-  ensureDefault(): NetworkRecord {
-    const file = this.file(DEFAULT_NETWORK);
-    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as NetworkRecord;
+  private defaultRecord(): NetworkRecord {
     const onBridge = hostRoutes().find((r) => r.dev === DEFAULT_BRIDGE);
     const subnet = onBridge ? onBridge.subnet : this.freeSubnet();
-    return this.write({ name: DEFAULT_NETWORK, id: sha256(`tsrun default network ${DEFAULT_BRIDGE}`), driver: 'bridge', bridge: DEFAULT_BRIDGE, subnet: formatSubnet(subnet), gateway: formatIp(subnet.base + 1), internal: false, labels: {}, created: new Date().toISOString() });
+    return { name: DEFAULT_NETWORK, id: sha256(`tsrun default network ${DEFAULT_BRIDGE}`), driver: 'bridge', bridge: DEFAULT_BRIDGE, subnet: formatSubnet(subnet), gateway: formatIp(subnet.base + 1), internal: false, labels: {}, created: new Date().toISOString() };
+  }
+
+  /**
+   * A network a container is about to join, recorded (the default one on
+   * first use) under the lock, so its subnet cannot be taken meanwhile by a
+   * network being created.
+   */
+  joinable(ref: string): Promise<NetworkRecord> {
+    return this.locked(() => this.recorded(this.get(ref)));
+  }
+
+  /** The record as written; call with the lock held. */
+  recorded(net: NetworkRecord): NetworkRecord {
+    return net.name !== DEFAULT_NETWORK || fs.existsSync(this.file(DEFAULT_NETWORK)) ? net : this.write(net);
   }
 
   create(name: string, opts: CreateNetworkOptions = {}): NetworkRecord {

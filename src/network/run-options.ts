@@ -87,9 +87,18 @@ function checkAddHosts(hosts: string[]) {
   }
 }
 
-/** The mode a container gets with no --network: bridge when it publishes ports, none otherwise. */
+/** Where a container without --network goes instead of the default bridge network. */
+export const DEFAULT_NETWORK_ENV = 'TSRUN_DEFAULT_NETWORK';
+
+/**
+ * The mode a container gets with no --network: Docker's, the default bridge
+ * network, unless TSRUN_DEFAULT_NETWORK names another (none, host or a
+ * network); publishing ports needs a network, so -p and -P keep bridge.
+ */
 function defaultMode(flags: NetworkFlags): string {
-  return flags.publish?.length || flags.publishAll ? DEFAULT_NETWORK : 'none';
+  const chosen = process.env[DEFAULT_NETWORK_ENV] || DEFAULT_NETWORK;
+  if (chosen.startsWith('container:')) throw new TsrunError(`${DEFAULT_NETWORK_ENV}=${chosen}: the default network may be none, host, bridge or a network's name, not another container's`);
+  return (flags.publish?.length || flags.publishAll) && ['none', 'host'].includes(chosen) ? DEFAULT_NETWORK : chosen;
 }
 
 export function networkFromFlags(registry: Registry, id: string, flags: NetworkFlags, exposed: string[]): NetworkPart {
@@ -123,7 +132,8 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
     return { mode: `container:${other}`, namespace: { path: netnsPath(registry.runtime.root, other) }, hosts: '', resolvConf: '', shareEtcOf: other };
   }
   // bridge, or a user network.
-  const net = networksOf(registry).get(mode);
+  const net = networksOf(registry).find(mode);
+  if (!net) throw new TsrunError(`network ${mode} not found (tsrun network ls lists them)${flags.network === undefined ? `: ${DEFAULT_NETWORK_ENV} names it` : ''}`);
   if (net.name === DEFAULT_NETWORK && (flags.ip || flags.networkAlias?.length)) throw new TsrunError(`${flags.ip ? '--ip' : '--network-alias'} needs a user network (network create): the default bridge network has neither fixed addresses nor names`);
   const request: NetworkRequest = { networks: [{ name: net.name, aliases: flags.networkAlias ?? [], ...(flags.ip ? { ip: flags.ip } : {}) }], ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}) };
   return { mode: net.name, namespace: { path: netnsPath(registry.runtime.root, id) }, request, hosts: baseHosts(extraHosts), resolvConf: resolvConf(flags, false) };
