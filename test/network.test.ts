@@ -3,7 +3,7 @@
 // of a user network, internal networks, a shared netns, live connect and
 // disconnect, many containers at once, clean-up under faults, bad input.
 // Traffic goes only to 127.0.0.1 and to the test's own containers.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -62,7 +62,8 @@ function hostTraces() {
   const veths = spawnSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /master tsrun/.test(l));
   const leases = fs.existsSync('/var/lib/cni/networks') ? fs.readdirSync('/var/lib/cni/networks').filter((d) => d.startsWith('tsrun')).flatMap((d) => fs.readdirSync(path.join('/var/lib/cni/networks', d)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).map((f) => `${d}/${f}`)) : [];
   const netns = fs.existsSync(path.join(root, '.netns')) ? fs.readdirSync(path.join(root, '.netns')) : [];
-  return { rules: [...new Set([...rules, ...nat])], veths, leases, netns };
+  // A network's own masquerade rule stays while the network does: it is no container's trace.
+  return { rules: [...new Set([...rules, ...nat])].filter((l) => !l.includes('tsrun: masquerade')), veths, leases, netns };
 }
 
 /** The nat rules and chains that name one container, as a reboot loses them. */
@@ -195,6 +196,41 @@ t.test('no --network: the default bridge network, as Docker; TSRUN_DEFAULT_NETWO
   clean(t, 'default network');
 });
 
+t.test('outbound NAT: a server outside the host\'s bridges sees the host\'s address, one rule per network', { skip }, async (t) => {
+  // "Outside": a network namespace of the test's own, on a veth from the host (10.231.60.1 <-> 10.231.60.2).
+  const outside = `tsrun-test-out-${process.pid}`;
+  const dev = `tso${process.pid % 100000}`;
+  const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+  t.teardown(() => {
+    sh(`ip link del ${dev} 2>/dev/null; ip netns del ${outside} 2>/dev/null`);
+  });
+  const made = sh(`ip netns add ${outside} && ip link add ${dev} type veth peer name ${dev}p && ip link set ${dev}p netns ${outside} && ip addr add 10.231.60.1/24 dev ${dev} && ip link set ${dev} up && ip netns exec ${outside} sh -c 'ip addr add 10.231.60.2/24 dev ${dev}p && ip link set ${dev}p up && ip link set lo up'`);
+  t.equal(made.status, 0, made.stderr);
+  const server = spawn('ip', ['netns', 'exec', outside, process.execPath, '-e', "require('net').createServer((s) => s.end(s.remoteAddress + '\\n')).listen(9000, '10.231.60.2', () => console.log('listening'))"], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => server.kill('SIGKILL'));
+  await new Promise((r) => server.stdout!.once('data', r));
+  t.equal(ts(['network', 'create', '--subnet', SUBNET(11), 'natted']).status, 0);
+  const seen = () => ts(['run', '--rm', '--network', 'natted', 'busybox', 'sh', '-c', 'timeout 3 nc 10.231.60.2 9000 </dev/null']).stdout.trim();
+  t.equal(seen(), '10.231.60.1', 'the server sees the host\'s address, not the container\'s');
+  const rules = () => sh('iptables -t nat -S POSTROUTING').stdout.split('\n').filter((l) => l.includes('10.231.11.0/24'));
+  t.equal(rules().length, 1, 'one masquerade rule for the network');
+  t.equal(ts(['run', '--rm', '--network', 'natted', 'busybox', 'true']).status, 0);
+  t.equal(rules().length, 1, 'still one after another container');
+  // Without it the container's own address goes out (and nothing routes the answer back): the check above can fail.
+  t.equal(ts(['run', '-d', '--name', 'natter', '--network', 'natted', 'busybox', 'sleep', '60']).status, 0);
+  const fromRunning = () => ts(['exec', 'natter', 'sh', '-c', 'timeout 3 nc 10.231.60.2 9000 </dev/null']).stdout.trim();
+  t.equal(fromRunning(), '10.231.60.1');
+  removeBridgeRules(JSON.parse(ts(['network', 'inspect', 'natted']).stdout)[0].Options['com.docker.network.bridge.name']);
+  t.equal(rules().length, 0);
+  t.not(fromRunning(), '10.231.60.1', 'without the rule the server does not see the host\'s address');
+  t.equal(ts(['rm', '-f', 'natter']).status, 0);
+  t.equal(seen(), '10.231.60.1', 'the next start puts the rule back');
+  t.equal(rules().length, 1);
+  t.equal(ts(['network', 'rm', 'natted']).status, 0);
+  t.equal(rules().length, 0, 'and network rm takes it');
+  clean(t, 'outbound NAT');
+});
+
 t.test('a container cannot reach the host\'s 127.0.0.0/8 through its gateway (CVE-2020-8558)', { skip }, async (t) => {
   t.equal(ts(['network', 'create', '--subnet', SUBNET(10), 'guarded']).status, 0);
   // A published port makes portmap set route_localnet on the bridge: what opens the hole.
@@ -232,6 +268,7 @@ t.test('a container cannot reach the host\'s 127.0.0.0/8 through its gateway (CV
   t.equal(ts(['rm', '-f', 'prober']).status, 0);
   t.equal(ts(['network', 'rm', 'guarded']).status, 0);
   t.notMatch(spawnSync('iptables', ['-S', 'INPUT'], { encoding: 'utf8' }).stdout, new RegExp(bridge), 'the network\'s rule goes with it');
+  t.notMatch(spawnSync('iptables', ['-t', 'nat', '-S', 'POSTROUTING'], { encoding: 'utf8' }).stdout, new RegExp(bridge), 'and its masquerade rule');
   clean(t, 'loopback guard');
 });
 
@@ -299,7 +336,6 @@ t.test('connect and disconnect a running container; 20 at once get distinct addr
   t.match(r.stderr, /is not connected to network back/);
   t.equal(ts(['rm', '-f', 'multi']).status, 0);
 
-  const { spawn } = await import('node:child_process');
   const { CLI } = await import('./helpers');
   const runs = Array.from({ length: 20 }, (_, i) => new Promise<number | null>((resolve) => spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'run', '-d', '--name', `n${i}`, '--network', 'front', 'busybox', 'sleep', '60'], { stdio: 'ignore' }).on('exit', resolve)));
   t.same(await Promise.all(runs), Array(20).fill(0), '20 run -d at once on one network');
@@ -324,7 +360,6 @@ t.test('faults: a killed run, a dead monitor, state after a reboot; stop and res
   t.equal(ts(['rm', '-f', 'cycle']).status, 0);
 
   // A foreground run killed: its network stays until rm -f.
-  const { spawn } = await import('node:child_process');
   const { CLI } = await import('./helpers');
   const child = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'run', '--name', 'killed', '--network', 'faulty', 'busybox', 'sleep', '60'], { stdio: 'ignore' });
   for (let i = 0; i < 100 && !/Up/.test(ts(['ps', '-a']).stdout); i++) await sleep(50);
@@ -332,6 +367,18 @@ t.test('faults: a killed run, a dead monitor, state after a reboot; stop and res
   await new Promise((r) => child.on('exit', r));
   t.ok(hostTraces().veths.length > 0, 'the killed run left its veth');
   clean(t, 'killed run');
+
+  // rm -f of a foreground run --rm: the run ends as killed and its clean-up waits for rm's, saying nothing.
+  const fg = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'run', '--rm', '--name', 'fg', '--network', 'faulty', 'busybox', 'sleep', '60'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let fgErr = '';
+  fg.stderr!.on('data', (d) => (fgErr += d));
+  const fgExit = new Promise<number | null>((r) => fg.on('exit', (code) => r(code)));
+  for (let i = 0; i < 100 && !/Up.*\bfg$/m.test(ts(['ps']).stdout); i++) await sleep(50);
+  t.equal(ts(['rm', '-f', 'fg']).status, 0);
+  t.equal(await fgExit, 137, 'the foreground run ends as killed');
+  t.equal(fgErr, '', 'and says nothing of the rm');
+  t.same(hostTraces(), { rules: [], veths: [], leases: [], netns: [] }, 'nothing of its network is left');
+  t.notMatch(ts(['ps', '-a']).stdout, /\bfg$/m, 'nor the container');
 
   // A dead monitor: rm -f still undoes the network.
   t.equal(ts(['run', '-d', '--name', 'orphan', '--network', 'faulty', 'busybox', 'sleep', '60']).status, 0);
@@ -410,7 +457,7 @@ t.test('bad input: one line, exit 125, nothing left behind', { skip }, async (t)
   // Without iptables (not on PATH): the loopback guard for a published port, the bridge plugin's NAT otherwise.
   const noSbin = { PATH: '/usr/local/bin:/usr/bin:/bin' };
   one(tsrun(['--storage', storage, 'run', '--rm', '--network', 'taken', '-p', '127.0.0.1::80', 'busybox', 'true'], { root, env: noSbin }), /iptables -I INPUT\): iptables is not installed \(Debian package iptables\)/, 'no iptables, a port published');
-  one(tsrun(['--storage', storage, 'run', '--rm', '--network', 'taken', 'busybox', 'true'], { root, env: noSbin }), /CNI ADD bridge .*"iptables": executable file not found .*\(install the Debian package iptables\)/, 'no iptables');
+  one(tsrun(['--storage', storage, 'run', '--rm', '--network', 'taken', 'busybox', 'true'], { root, env: noSbin }), /iptables -t nat -A POSTROUTING\): iptables is not installed \(Debian package iptables\)/, 'no iptables');
   one(ts(['network', 'rm', 'nosuch']), /network nosuch not found/, 'rm of an unknown network');
   one(ts(['run', '--rm', '--network', 'taken', '--network-alias', 'localhost', 'busybox', 'true']), /--network-alias localhost: a name every \/etc\/hosts already has/, 'an alias that would take over localhost');
   one(ts(['run', '--rm', '--network', 'taken', '--mac-address', '01:00:5e:00:00:01', 'busybox', 'true']), /a multicast address/, 'a multicast MAC');

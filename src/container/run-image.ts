@@ -350,14 +350,20 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
   } finally {
     // Its processes are gone (runContainer has deleted it): its networks go, then --rm, or a container that never ran, is not kept.
     // A failed undo keeps the container (rm -f tries again), and never hides the error that ended the run.
+    // Under the container's lock, as rm's: an rm -f that ended the run has removed it all by then.
+    const gone = () => !fs.existsSync(registry.containerDir(id));
     try {
-      await disconnectNetworks(registry, id);
-      if (opts.rm || !started) {
-        removeContainerFiles(registry, info);
-        await removeAnonymousVolumes(registry, info);
-      }
+      if (!gone())
+        await registry.lock(id, async () => {
+          if (gone()) return;
+          await disconnectNetworks(registry, id);
+          if (opts.rm || !started) {
+            removeContainerFiles(registry, info);
+            await removeAnonymousVolumes(registry, info);
+          }
+        });
     } catch (e) {
-      if (failure === undefined) throw e;
+      if (failure === undefined && !gone()) throw e;
     }
   }
 }

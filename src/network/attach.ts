@@ -14,7 +14,7 @@ import { isNetns, makeNetns, netnsPath, removeNetns } from './netns';
 import { conflistOf, DEFAULT_NETWORK, Networks, type NetworkRecord } from './networks';
 import { allocatePorts, type PortBinding } from './ports';
 import { RESERVED_NAMES } from './run-options';
-import { guardLoopback } from './guard';
+import { guardLoopback, masquerade } from './guard';
 
 /** What run asked for, kept in the container's record. */
 export interface NetworkRequest {
@@ -147,6 +147,7 @@ export async function attach(registry: Registry, info: ContainerInfo, state: Net
   // The plugin directories are recorded: DEL runs the binaries ADD ran, whatever CNI_PATH says then.
   const a: Attachment = { network: net.name, networkId: net.id, ifname: freeIfname(state), aliases: want.aliases, conflist: forAttachment(conflistOf(net), capabilityArgs), capabilityArgs, pluginDirs: pluginDirs(opts.cniPath), pluginsRun: 0 };
   if (ports.length) guardLoopback(net.bridge);
+  if (!net.internal) masquerade(net.subnet, net.bridge);
   // Recorded before ADD: a crash inside it still leaves DEL something to run.
   state.attachments.push(a);
   writeState(registry, info.id, state);

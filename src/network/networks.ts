@@ -203,7 +203,8 @@ export function conflistOf(net: NetworkRecord): ConfList {
         type: 'bridge',
         bridge: net.bridge,
         isGateway: !net.internal,
-        ipMasq: !net.internal,
+        // Outbound NAT is one rule per network, tsrun's (guard.ts masquerade), not a chain per container.
+        ipMasq: false,
         hairpinMode: true,
         ipam: {
           type: 'host-local',
