@@ -15,11 +15,16 @@ const iptables = (args: string[]) => ipt('filter', args);
 /** An `iptables -S` line as arguments again: shell-like words, the comment quoted. */
 const words = (line: string) => (line.match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((a) => (a.startsWith('"') ? a.slice(1, -1).replace(/\\"/g, '"') : a));
 
+/** Adds a rule unless it is there (-C first: the rules are tsrun's, made once). */
+function ensureRule(table: string, add: '-I' | '-A', rule: string[], what: string) {
+  if (ipt(table, ['-C', ...rule]).status === 0) return;
+  const r = ipt(table, [add, ...rule]);
+  if (r.status !== 0) throw new TsrunError(`add ${what} (iptables ${table === 'filter' ? '' : `-t ${table} `}${add} ${rule[0]}): ${missing(r)}`);
+}
+
 /** Adds the rule for this bridge unless it is there. */
 export function guardLoopback(bridge: string) {
-  if (iptables(['-C', ...rule(bridge)]).status === 0) return;
-  const r = iptables(['-I', ...rule(bridge)]);
-  if (r.status !== 0) throw new TsrunError(`add the rule that keeps containers on ${bridge} from the host's 127.0.0.0/8 (iptables -I INPUT): ${missing(r)}`);
+  ensureRule('filter', '-I', rule(bridge), `the rule that keeps containers on ${bridge} from the host's 127.0.0.0/8`);
 }
 
 /**
@@ -31,9 +36,7 @@ const masqRule = (subnet: string, bridge: string) => ['POSTROUTING', '-s', subne
 
 /** Adds the network's masquerade rule unless it is there. */
 export function masquerade(subnet: string, bridge: string) {
-  if (ipt('nat', ['-C', ...masqRule(subnet, bridge)]).status === 0) return;
-  const r = ipt('nat', ['-A', ...masqRule(subnet, bridge)]);
-  if (r.status !== 0) throw new TsrunError(`add the outbound NAT rule of ${bridge} for ${subnet} (iptables -t nat -A POSTROUTING): ${missing(r)}`);
+  ensureRule('nat', '-A', masqRule(subnet, bridge), `the outbound NAT rule of ${bridge} for ${subnet}`);
 }
 
 /** Removes it (every copy), when the network goes. */
