@@ -80,7 +80,13 @@ t.test('delete --force kills a created or running container', { skip: needsRoot 
     t.equal(r.status, 0, r.stderr);
     t.notOk(alive(pid), `the ${startIt ? 'running' : 'created'} process is gone`);
     t.notOk(fs.existsSync(path.join(root, id)));
+    // Again, as clients do after a failure: gone is what was asked, as runc says.
+    const again = tsrun(['delete', '--force', id], { root });
+    t.same([again.status, again.stdout, again.stderr], [0, '', ''], 'delete --force of a container that is gone exits 0, silent');
   }
+  const plain = tsrun(['delete', 'nope'], { root });
+  t.not(plain.status, 0);
+  t.match(plain.stderr, /container "nope" does not exist/, 'without --force it is an error');
 });
 
 t.test('kill takes TERM, SIGTERM and numbers', { skip: needsRoot }, async (t) => {
@@ -188,10 +194,11 @@ t.test('runc verbs take exact ids: a prefix of another container\'s id is no con
   const id = uniqueId('exact');
   t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
   const prefix = id.slice(0, -1);
-  for (const args of [['kill', prefix, 'KILL'], ['start', prefix], ['state', prefix], ['delete', '--force', prefix], ['exec', prefix, 'true'], ['pause', prefix]]) {
+  for (const args of [['kill', prefix, 'KILL'], ['start', prefix], ['state', prefix], ['delete', prefix], ['exec', prefix, 'true'], ['pause', prefix]]) {
     const r = tsrun(args, { root });
     t.not(r.status, 0, `${args[0]} ${prefix} is refused`);
   }
+  t.equal(tsrun(['delete', '--force', prefix], { root }).status, 0, 'delete --force of the prefix: no such container, nothing to do');
   t.equal(state(id).status, 'created', 'and the container is untouched');
   t.equal(tsrun(['delete', '--force', id], { root }).status, 0);
 });

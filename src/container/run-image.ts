@@ -321,6 +321,15 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
   const id = info.id;
   let started = false;
   let failure: unknown;
+  const gone = () => !fs.existsSync(registry.containerDir(id));
+  // An rm -f from elsewhere may remove the container while it runs: the run then ends as killed, saying nothing.
+  const record = () => {
+    try {
+      registry.write(info);
+    } catch (e) {
+      if (!gone()) throw e;
+    }
+  };
   try {
     await connectNetworks(registry, info);
     const exitCode = await runContainer({
@@ -335,11 +344,11 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
       onStart: (pid) => {
         started = true;
         info.state = { ...info.state, pid, startedAt: new Date().toISOString(), finishedAt: '' };
-        registry.write(info);
+        record();
       },
       onExit: (r) => {
         info.state = { ...info.state, exitCode: r.exitCode, oomKilled: r.oomKilled, finishedAt: new Date().toISOString() };
-        registry.write(info);
+        record();
         opts.onExit?.(r);
       },
     });
@@ -351,7 +360,6 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     // Its processes are gone (runContainer has deleted it): its networks go, then --rm, or a container that never ran, is not kept.
     // A failed undo keeps the container (rm -f tries again), and never hides the error that ended the run.
     // Under the container's lock, as rm's: an rm -f that ended the run has removed it all by then.
-    const gone = () => !fs.existsSync(registry.containerDir(id));
     try {
       if (!gone())
         await registry.lock(id, async () => {
