@@ -61,6 +61,15 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
     }
   });
   t.same(servers, [], 'no registries or token servers');
+  const clients = fs.readdirSync('/proc').filter((p) => {
+    try {
+      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.includes('containerd') && cmd.includes(TEST_BASE);
+    } catch {
+      return false;
+    }
+  });
+  t.same(clients, [], 'no containerd or shim of a test');
   // Volumes live in each test store's volumes/ (their tmpfs mounts are among the mounts above).
   const volumes: string[] = [];
   const walk = (dir: string, depth: number) => {

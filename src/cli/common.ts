@@ -3,11 +3,13 @@ import type { Command } from 'commander';
 import type { RunResult } from '../container/run';
 import { Registry } from '../container/registry';
 import { TsrunError, EXIT_RUNTIME } from '../errors';
+import { log, logging } from './log';
 
 export interface GlobalOptions {
   root?: string;
   storage?: string;
   trace?: boolean;
+  debug?: boolean;
 }
 
 export function globals(cmd: Command): GlobalOptions {
@@ -27,17 +29,22 @@ export function resolveRef(cmd: Command, ref: string): string {
 
 /** --trace lines go to stderr, so the container's stdout stays its own. */
 export function traceSink(opts: GlobalOptions): ((line: string) => void) | undefined {
-  return opts.trace ? (line) => process.stderr.write(`tsrun: ${line}\n`) : undefined;
+  if (opts.trace) return (line) => process.stderr.write(`tsrun: ${line}\n`);
+  // runc's --debug: the steps go to the log where there is one.
+  if (opts.debug) return logging() ? (line) => log('debug', line) : (line) => process.stderr.write(`tsrun: ${line}\n`);
+  return undefined;
 }
 
 /** One line on stderr and the error's exit code. */
 export function reportError(e: unknown): number {
   if (e instanceof TsrunError) {
     process.stderr.write(`tsrun: ${e.message}\n`);
+    log('error', e.message);
     return e.exitCode;
   }
   const err = e as Error;
   process.stderr.write(`tsrun: internal error: ${err?.stack ?? String(e)}\n`);
+  log('error', `internal error: ${err?.message ?? String(e)}`);
   return EXIT_RUNTIME;
 }
 

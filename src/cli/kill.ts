@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { killContainer } from '../container/kill';
+import { killAll, killContainer } from '../container/kill';
 import { killManaged } from '../container/stop';
 import { parseSignal } from '../process/signals';
 import { globals, registryOf } from './common';
@@ -11,8 +11,10 @@ export function register(program: Command) {
     .argument('<id>', 'container id, name or id prefix')
     .argument('[signal]', 'name (TERM, SIGTERM) or number')
     .option('-s, --signal <signal>', 'the signal to send')
-    .action(async (ref: string, positional: string | undefined, opts: { signal?: string }, cmd: Command) => {
+    .option('-a, --all', 'signal every process of the container\'s cgroup (runc\'s kill --all)')
+    .action(async (ref: string, positional: string | undefined, opts: { signal?: string; all?: boolean }, cmd: Command) => {
       const registry = registryOf(cmd);
+      if (opts.all) return killAll(registry.resolveExact(ref), parseSignal(opts.signal ?? positional ?? 'SIGTERM'), globals(cmd).root);
       // An id that is nowhere still goes to the runtime, for runc's own error.
       let id = ref;
       try {

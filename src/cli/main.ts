@@ -2,6 +2,8 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_RUNTIME } from '../errors';
 import { reportError } from './common';
+import { log, logOptionsOf, openLog } from './log';
+import { refuseUnsupportedGlobals } from './globals';
 import * as create from './create';
 import * as del from './delete';
 import * as image from './image';
@@ -39,6 +41,7 @@ import * as diff from './diff';
 import * as commit from './commit';
 import * as exportVerb from './export';
 import * as cp from './cp';
+import * as featuresVerb from './features';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -48,21 +51,36 @@ export function buildProgram(): Command {
     .option('--storage <dir>', 'image store', process.env.TSRUN_STORAGE ?? '/var/lib/tsrun')
     .option('--trace', 'print each setup step, with what it does and why, as it runs')
     .option('--cni-path <dirs>', 'where CNI plugins are (colon-separated; default CNI_PATH, else /usr/lib/cni:/opt/cni/bin)')
+    // runc's global options, which containerd and podman pass on every call.
+    .option('--log <file>', 'also write errors (and with --debug, set-up steps) to this file, as runc does for containerd and podman')
+    .option('--log-format <format>', 'the --log file\'s lines: text or json', 'text')
+    .option('--debug', 'log each set-up step (to --log, else stderr)')
+    .option('--systemd-cgroup', 'place the container\'s cgroups through systemd (refused: tsrun drives cgroupfs)')
+    .option('--rootless <mode>', 'true, false or auto (runc\'s); tsrun runs as root, so only false and auto, as root, are taken')
     .enablePositionalOptions()
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(`tsrun: ${str.replace(/^error: /, '')}`) });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, cp, diff, commit, exportVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited]) verb.register(program);
+    .configureOutput({
+      outputError: (str, write) => {
+        const msg = str.replace(/^error: /, '').trimEnd();
+        log('error', msg);
+        write(`tsrun: ${msg}\n`);
+      },
+    });
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, cp, diff, commit, exportVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited, featuresVerb]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   // The environment carries it to every CNI call, the monitor's clean-up too.
   program.hook('preAction', () => {
     const dirs = program.opts().cniPath as string | undefined;
     if (dirs) process.env.CNI_PATH = dirs;
+    refuseUnsupportedGlobals(program.opts());
   });
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    const logTo = logOptionsOf(argv);
+    if (logTo.file !== undefined) openLog(logTo.file, logTo.format);
     await buildProgram().parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

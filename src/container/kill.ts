@@ -3,6 +3,53 @@ import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { Store, processStartTime, statusOf } from './store';
+import { isFrozen, thaw } from '../cgroup/ops';
+
+/**
+ * runc's `kill --all`: the signal to every process of the container's cgroup,
+ * stopped or not (processes outside its PID namespace can outlive pid 1).
+ * Each is pinned by a pidfd, then signalled only if the cgroup still lists it:
+ * a pid reused after its process left is never hit. SIGKILL thaws a paused
+ * container, or its processes would wait frozen.
+ */
+export async function killAll(id: string, signal: number, root?: string) {
+  const store = new Store(root);
+  await store.lock(id, async () => {
+    const rec = store.read(id);
+    const dirs = rec.cgroup?.dirs ?? [];
+    const procs = () => new Set(dirs.flatMap((d) => readProcs(d)));
+    const pinned = new Map<number, number>();
+    try {
+      for (const pid of procs()) {
+        try {
+          pinned.set(pid, native().pidfdOpen(pid));
+        } catch {
+          /* gone already */
+        }
+      }
+      const still = procs();
+      for (const [pid, fd] of pinned) {
+        if (!still.has(pid)) continue;
+        try {
+          native().pidfdSendSignal(fd, signal);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw new TsrunError(`kill --all ${id}: signal ${signal} to pid ${pid}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      }
+    } finally {
+      for (const fd of pinned.values()) fs.closeSync(fd);
+    }
+    if (signal === 9 && rec.cgroup && isFrozen(rec.cgroup)) await thaw(rec.cgroup);
+  });
+}
+
+function readProcs(dir: string): number[] {
+  try {
+    return fs.readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 export function killContainer(id: string, signal: number, root?: string) {
   const store = new Store(root);

@@ -65,6 +65,9 @@ const PROPAGATION: Record<string, number> = {
 /** Options that only steer the runtime and never reach mount(2). */
 const IGNORED = new Set(['tmpcopyup', 'defaults']);
 
+/** Every option name tsrun reads itself (others go to mount(2) as the filesystem's data). */
+export const KNOWN_MOUNT_OPTIONS: readonly string[] = [...Object.keys(SET), ...Object.keys(CLEAR), ...Object.keys(PROPAGATION), ...IGNORED].sort();
+
 export interface ParsedOptions {
   flags: number;
   propagation: number;
