@@ -825,7 +825,8 @@ int run_step(int i) {
     case OP_PROPAGATION:
       return mount(nullptr, st.s[0], nullptr, static_cast<unsigned long>(st.n[0]), nullptr);
     case OP_REMOUNT_RO:
-      return remount(st.s[0], MS_RDONLY);
+      // Read-only on top of what the mount has: a remount that named only MS_RDONLY would drop its nosuid, nodev and noexec.
+      return remount(st.s[0], MS_RDONLY | locked_flags(st.s[0]));
     case OP_SET_ROOT: {
       int fd = open(st.s[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return -1;

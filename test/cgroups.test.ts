@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { blkioToIoWeight } from '../src/cgroup/resources';
-import { needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
+import { makeBundle, needsRoot, PROJECT, removeBundle, removeRootfs, stateRoot, TEST_BASE, testSpec, tsrun, stateEntries, uniqueId } from './helpers';
 
 const root = stateRoot('cgroups');
 const storage = path.join(TEST_BASE, 'storage', `cgroups-${process.pid}`);
@@ -14,6 +14,7 @@ t.before(() => {
   if (!needsRoot) execFileSync(path.join(PROJECT, 'scripts', 'busybox-image.sh'), { env: { ...process.env, TSRUN_STORAGE: storage }, stdio: 'ignore' });
 });
 t.teardown(() => fs.rmSync(storage, { recursive: true, force: true }));
+t.teardown(removeRootfs);
 
 // The same file on either layout: v1 mounts a hierarchy per controller.
 const cg = (v1: string, v2: string) => `$(cat /sys/fs/cgroup/${v1} 2>/dev/null || cat /sys/fs/cgroup/${v2})`;
@@ -102,6 +103,24 @@ t.test('limits are in place before the command runs', { skip: needsRoot }, async
   t.equal(bad.status, 125);
   t.match(bad.stderr, /^tsrun: set cpuset\.cpus to 99 in \/sys\/fs\/cgroup\/\S+: E/);
   t.same(stateEntries(root), [], 'a refused limit leaves no container');
+});
+
+t.test('without a cgroup namespace, /sys/fs/cgroup is the container\'s own cgroup (as runc binds it), read-only and nosuid', { skip: needsRoot }, async (t) => {
+  const spec = testSpec(['sh', '-c', `echo ${cg('memory/memory.limit_in_bytes', 'memory.max')}; ls /sys/fs/cgroup/memory /sys/fs/cgroup 2>/dev/null | grep -c '^tsrun$'; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; touch /sys/fs/cgroup/x 2>&1 | grep -c Read-only`], (s) => {
+    s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== 'cgroup');
+    s.linux!.resources = { memory: { limit: 48 << 20 } };
+    s.mounts = s.mounts!.filter((m) => m.destination !== '/sys/fs/cgroup');
+    s.mounts.push({ destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'ro'] });
+  });
+  const bundle = makeBundle(spec);
+  t.teardown(() => removeBundle(bundle));
+  const r = tsrun(['run', '--bundle', bundle, uniqueId('owncg')], { root });
+  t.equal(r.status, 0, r.stderr);
+  const [limit, siblings, mount, readOnly] = r.stdout.trim().split('\n');
+  t.equal(Number(limit), 48 << 20, 'the limit read is the container\'s, not the host root\'s');
+  t.equal(siblings, '0', 'the host\'s /tsrun parent is not in sight');
+  t.match(mount, / \/sys\/fs\/cgroup ro,nosuid,nodev,noexec[, ]/, 'mounted read-only, nosuid, nodev, noexec');
+  t.equal(readOnly, '1');
 });
 
 t.test('devices: only the default ones, and a --device with just the access it was given', { skip: needsRoot }, async (t) => {

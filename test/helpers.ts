@@ -21,7 +21,7 @@ export const haveBusybox = fs.existsSync(BUSYBOX);
 if (isRoot) {
   fs.mkdirSync(TEST_BASE, { recursive: true });
   process.env.CONTAINERS_REGISTRIES_CONF = path.join(TEST_BASE, 'registries.conf');
-  fs.writeFileSync(process.env.CONTAINERS_REGISTRIES_CONF, '[[registry]]\nprefix = "docker.io"\nblocked = true\n');
+  fs.writeFileSync(process.env.CONTAINERS_REGISTRIES_CONF, '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\nblocked = true\n');
 }
 // A container without --network has none in the tests: the default bridge
 // would cost every start its CNI plugins, and the v2 guest has no bridge

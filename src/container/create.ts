@@ -222,6 +222,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       }
       prepareIdmappedLayers(opts.overlay, idmap, spec);
     }
+    const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     const plan = compilePlan(planSpec, opts.host ?? readHostFacts(), {
       rootfs,
       bundle,
@@ -236,8 +237,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       keyring: opts.noNewKeyring ? undefined : opts.id,
       seccomp: spec.linux?.seccomp ? compileSeccomp(spec.linux.seccomp, store.seccompCache) : undefined,
       idmap,
+      cgroupPath: cgPath,
     });
-    const cgPath = cgroupPathFor(opts.id, spec.linux?.cgroupsPath);
     record.cgroupPath = cgPath;
     store.write(record);
     const launching = launch(plan, {

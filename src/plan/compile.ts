@@ -50,6 +50,8 @@ export interface CompileOptions {
   console?: ConsoleOptions;
   /** A monitor program that clones the container and outlives the runtime. */
   monitor?: MonitorSpec;
+  /** The container's cgroup inside each hierarchy (/tsrun/ID): without a cgroup namespace, /sys/fs/cgroup shows only it. */
+  cgroupPath?: string;
   /** The container's id: its session keyring is named after it, as runc names it. */
   keyring?: string;
   /** linux.seccomp, compiled (src/security/seccomp.ts). */
@@ -289,6 +291,7 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   const steps: PlanStep[] = [];
   const linux = spec.linux ?? {};
   const rootfs = opts.rootfs;
+  const newCgroupNs = (linux.namespaces ?? []).some((n) => n.type === 'cgroup' && !n.path);
   steps.push(step(Op.PROPAGATION, 'mount --make-rslave /', 'mounts made in the new mount namespace must not propagate back to the host (mount_namespaces(7))', { s: ['/'], n: [MS.SLAVE | MS.REC] }));
   if (opts.overlay && !opts.idmap) {
     const o = opts.overlay;
@@ -305,7 +308,7 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   steps.push(step(Op.SET_ROOT, `resolve paths inside ${rootfs}`, 'mount targets are opened with openat2(RESOLVE_IN_ROOT), so symlinks in the image cannot lead outside it', { s: [rootfs] }));
 
   const postPivot: PlanStep[] = [];
-  (spec.mounts ?? []).forEach((m, i) => steps.push(...mountSteps(m, i, host, opts, newUser, postPivot)));
+  (spec.mounts ?? []).forEach((m, i) => steps.push(...mountSteps(m, i, host, opts, newUser, newCgroupNs, postPivot)));
 
   const devices = new Map(DEFAULT_DEVICES.map((d) => [d.path, d]));
   for (const d of linux.devices ?? []) {
@@ -335,7 +338,7 @@ function rootfsSteps(spec: Spec, host: HostFacts, opts: CompileOptions, newUser:
   return steps;
 }
 
-function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptions, newUser: boolean, postPivot: PlanStep[]): PlanStep[] {
+function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptions, newUser: boolean, newCgroupNs: boolean, postPivot: PlanStep[]): PlanStep[] {
   const opt = parseMountOptions(m.options);
   const isBind = m.type === 'bind' || (opt.flags & MS.BIND) !== 0;
   const dest = path.posix.normalize(m.destination);
@@ -352,7 +355,7 @@ function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptio
     ];
   }
   const type = m.type!;
-  if (type === 'cgroup' || type === 'cgroup2') return cgroupMountSteps(m, dest, opt, host, newUser, postPivot);
+  if (type === 'cgroup' || type === 'cgroup2') return !newCgroupNs && opts.cgroupPath ? ownCgroupSteps(dest, opt, host, opts.cgroupPath, postPivot) : cgroupMountSteps(m, dest, opt, host, newUser, postPivot);
   const why = FILESYSTEM_WHY[type] ?? `a ${type} filesystem (mount(2))`;
   const flags = opt.flags & ~(MS.BIND | MS.REC);
   return [step(Op.MOUNT, `mount ${type} on ${dest}${m.options?.length ? ` (${m.options.join(',')})` : ''}`, why, { s: [m.source ?? type, dest, type, opt.data || null], n: [flags, 1, 1, 0, opt.propagation] })];
@@ -365,6 +368,28 @@ const FILESYSTEM_WHY: Record<string, string> = {
   devpts: 'a private devpts instance: pseudo-terminals the container makes are its own (pts(4))',
   mqueue: 'POSIX message queues of the new IPC namespace (mq_overview(7))',
 };
+
+/**
+ * A cgroup mount without a cgroup namespace: a fresh cgroupfs would show the
+ * host's whole tree (and its limits, not the container's), so, as runc does,
+ * the container's own cgroup of each hierarchy is bound in its place. The
+ * runtime has made and entered those cgroups at the handshake, before this.
+ */
+function ownCgroupSteps(dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, cgroupPath: string, postPivot: PlanStep[]): PlanStep[] {
+  // Nothing in a cgroup tree is to be run or opened as a device; and the host's cgroup mounts lock these flags on a bind of them in a user namespace.
+  const remount = (opt.flags & BIND_REMOUNT_FLAGS) | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+  const bind = (source: string, target: string) =>
+    step(Op.MOUNT, `bind the container's cgroup ${source} on ${target}`, 'without a cgroup namespace the container sees its own cgroup here, not the host\'s whole hierarchy, as runc shows it', { s: [source, target, null, null], n: [MS.BIND, 1, 1, remount, 0] });
+  const unified = host.cgroups.find((c) => c.fstype === 'cgroup2' && c.mountPoint === '/sys/fs/cgroup');
+  if (unified) return [bind(path.posix.join(unified.mountPoint, cgroupPath), dest)];
+  const steps = [step(Op.MOUNT, `mount tmpfs on ${dest}`, 'cgroup v1 has one hierarchy per controller: a tmpfs holds their mount points', { s: ['tmpfs', dest, 'tmpfs', 'mode=755'], n: [MS.NOSUID | MS.NODEV | MS.NOEXEC, 1, 1, 0, 0] })];
+  for (const h of host.cgroups) {
+    if (!h.mountPoint.startsWith('/sys/fs/cgroup/')) continue;
+    steps.push(bind(path.posix.join(h.mountPoint, cgroupPath), `${dest}/${h.mountPoint.slice('/sys/fs/cgroup/'.length)}`));
+  }
+  if (opt.flags & MS.RDONLY) postPivot.push(step(Op.REMOUNT_RO, `remount ${dest} read-only`, 'the cgroup mount point tree is read-only, like its hierarchies', { s: [dest] }));
+  return steps;
+}
 
 function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, newUser: boolean, postPivot: PlanStep[]): PlanStep[] {
   const ro = (opt.flags & MS.RDONLY) !== 0;
