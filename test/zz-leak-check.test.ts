@@ -43,33 +43,19 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
     }
   }
   t.same(cgroups, [], 'no cgroup directories');
-  const monitors = fs.readdirSync('/proc').filter((p) => {
-    try {
-      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      return cmd.includes('tsrun-monitor') && cmd.includes(TEST_BASE);
-    } catch {
-      return false;
-    }
-  });
-  t.same(monitors, [], 'no container monitors');
-  const servers = fs.readdirSync('/proc').filter((p) => {
-    try {
-      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      return (cmd.includes('docker-registry') || cmd.includes('token-server.mjs') || cmd.includes('hostile-registry.mjs')) && cmd.includes(TEST_BASE);
-    } catch {
-      return false;
-    }
-  });
-  t.same(servers, [], 'no registries or token servers');
-  const clients = fs.readdirSync('/proc').filter((p) => {
-    try {
-      const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      return cmd.includes('containerd') && cmd.includes(TEST_BASE);
-    } catch {
-      return false;
-    }
-  });
-  t.same(clients, [], 'no containerd or shim of a test');
+  // Processes of the suite's: their command lines name the test base.
+  const running = (...names: string[]) =>
+    fs.readdirSync('/proc').filter((p) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.includes(TEST_BASE) && names.some((n) => cmd.includes(n));
+      } catch {
+        return false;
+      }
+    });
+  t.same(running('tsrun-monitor'), [], 'no container monitors');
+  t.same(running('docker-registry', 'token-server.mjs', 'hostile-registry.mjs'), [], 'no registries or token servers');
+  t.same(running('containerd', 'conmon'), [], 'no containerd, shim or conmon of a test');
   // Volumes live in each test store's volumes/ (their tmpfs mounts are among the mounts above).
   const volumes: string[] = [];
   const walk = (dir: string, depth: number) => {
