@@ -44,8 +44,7 @@ async function removeRecorded(store: Store, id: string, force?: boolean) {
   try {
     rec = store.read(id);
   } catch (e) {
-    if (force && !store.exists(id)) return;
-    // A create killed before its first record leaves an empty directory: --force clears it.
+    // A create killed before its first record leaves an empty directory: --force clears it (or finds it gone).
     if (force) return store.remove(id);
     throw e;
   }

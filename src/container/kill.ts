@@ -4,6 +4,7 @@ import { TsrunError } from '../errors';
 import { native } from '../native';
 import { Store, processStartTime, statusOf } from './store';
 import { isFrozen, thaw } from '../cgroup/ops';
+import { cgroupPids } from '../cgroup/placement';
 
 /**
  * runc's `kill --all`: the signal to every process of the container's cgroup,
@@ -17,7 +18,7 @@ export async function killAll(id: string, signal: number, root?: string) {
   await store.lock(id, async () => {
     const rec = store.read(id);
     const dirs = rec.cgroup?.dirs ?? [];
-    const procs = () => new Set(dirs.flatMap((d) => readProcs(d)));
+    const procs = () => new Set(dirs.flatMap((d) => cgroupPids(d)));
     const pinned = new Map<number, number>();
     try {
       for (const pid of procs()) {
@@ -41,14 +42,6 @@ export async function killAll(id: string, signal: number, root?: string) {
     }
     if (signal === 9 && rec.cgroup && isFrozen(rec.cgroup)) await thaw(rec.cgroup);
   });
-}
-
-function readProcs(dir: string): number[] {
-  try {
-    return fs.readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 export function killContainer(id: string, signal: number, root?: string) {

@@ -382,10 +382,14 @@ function ownCgroupSteps(dest: string, opt: ReturnType<typeof parseMountOptions>,
     step(Op.MOUNT, `bind the container's cgroup ${source} on ${target}`, 'without a cgroup namespace the container sees its own cgroup here, not the host\'s whole hierarchy, as runc shows it', { s: [source, target, null, null], n: [MS.BIND, 1, 1, remount, 0] });
   const unified = host.cgroups.find((c) => c.fstype === 'cgroup2' && c.mountPoint === '/sys/fs/cgroup');
   if (unified) return [bind(path.posix.join(unified.mountPoint, cgroupPath), dest)];
+  return v1CgroupSteps(dest, opt, host, (h, target) => bind(path.posix.join(h.mountPoint, cgroupPath), target), postPivot);
+}
+
+/** cgroup v1: a tmpfs at dest holding one mount per hierarchy, read-only as a whole when asked. */
+function v1CgroupSteps(dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, mountHierarchy: (h: CgroupHierarchy, target: string) => PlanStep, postPivot: PlanStep[]): PlanStep[] {
   const steps = [step(Op.MOUNT, `mount tmpfs on ${dest}`, 'cgroup v1 has one hierarchy per controller: a tmpfs holds their mount points', { s: ['tmpfs', dest, 'tmpfs', 'mode=755'], n: [MS.NOSUID | MS.NODEV | MS.NOEXEC, 1, 1, 0, 0] })];
   for (const h of host.cgroups) {
-    if (!h.mountPoint.startsWith('/sys/fs/cgroup/')) continue;
-    steps.push(bind(path.posix.join(h.mountPoint, cgroupPath), `${dest}/${h.mountPoint.slice('/sys/fs/cgroup/'.length)}`));
+    if (h.mountPoint.startsWith('/sys/fs/cgroup/')) steps.push(mountHierarchy(h, `${dest}/${h.mountPoint.slice('/sys/fs/cgroup/'.length)}`));
   }
   if (opt.flags & MS.RDONLY) postPivot.push(step(Op.REMOUNT_RO, `remount ${dest} read-only`, 'the cgroup mount point tree is read-only, like its hierarchies', { s: [dest] }));
   return steps;
@@ -402,15 +406,7 @@ function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMo
   if (unified) {
     return [step(Op.MOUNT, `mount cgroup2 on ${dest}`, 'the unified cgroup hierarchy; in a cgroup namespace its root is the container\'s own cgroup (cgroups(7))', { s: ['cgroup', dest, 'cgroup2', null], n: [flags, 1, 1, 0, 0] })];
   }
-  const steps = [step(Op.MOUNT, `mount tmpfs on ${dest}`, 'cgroup v1 has one hierarchy per controller: a tmpfs holds their mount points', { s: ['tmpfs', dest, 'tmpfs', 'mode=755'], n: [MS.NOSUID | MS.NODEV | MS.NOEXEC, 1, 1, 0, 0] })];
-  for (const h of host.cgroups) {
-    if (!h.mountPoint.startsWith('/sys/fs/cgroup/')) continue;
-    const name = h.mountPoint.slice('/sys/fs/cgroup/'.length);
-    const target = `${dest}/${name}`;
-    steps.push(step(Op.MOUNT, `mount ${h.fstype} (${h.controllers || 'unified'}) on ${target}`, 'one cgroup hierarchy (cgroups(7))', { s: ['cgroup', target, h.fstype, h.fstype === 'cgroup' ? h.controllers : null], n: [flags, 1, 1, 0, 0] }));
-  }
-  if (ro) postPivot.push(step(Op.REMOUNT_RO, `remount ${dest} read-only`, 'the cgroup mount point tree is read-only, like its hierarchies', { s: [dest] }));
-  return steps;
+  return v1CgroupSteps(dest, opt, host, (h, target) => step(Op.MOUNT, `mount ${h.fstype} (${h.controllers || 'unified'}) on ${target}`, 'one cgroup hierarchy (cgroups(7))', { s: ['cgroup', target, h.fstype, h.fstype === 'cgroup' ? h.controllers : null], n: [flags, 1, 1, 0, 0] }), postPivot);
 }
 
 /**
