@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <termios.h>
@@ -281,19 +282,27 @@ int create_file_in_root(const char *path) {
 
 // Flags of a mount that an unprivileged remount must keep (they are locked
 // when the mount came from a more privileged namespace).
-unsigned long locked_flags(const char *path) {
+// The mount flags a remount must repeat (a mount made in another user
+// namespace has them locked), read from statfs's ST_ bits. Those are the MS_
+// bits but for relatime, and a mount with neither noatime nor relatime is
+// strictatime, which a remount without it would lose. -1 when statfs fails.
+long locked_flags(const char *path) {
   struct statfs st;
-  if (statfs(path, &st) < 0) return 0;
-  // statfs f_flags use the same bits as the MS_ mount flags.
-  unsigned long keep = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME;
-  return st.f_flags & keep;
+  if (statfs(path, &st) < 0) return -1;
+  unsigned long f = st.f_flags;
+  unsigned long out = f & (ST_NOSUID | ST_NODEV | ST_NOEXEC | ST_NOATIME | ST_NODIRATIME);
+  if (f & ST_RELATIME) out |= MS_RELATIME;
+  else if (!(f & ST_NOATIME)) out |= MS_STRICTATIME;
+  return static_cast<long>(out);
 }
 
 int remount(const char *target, unsigned long flags) {
   flags |= MS_REMOUNT | MS_BIND;
   if (mount(nullptr, target, nullptr, flags, nullptr) == 0) return 0;
   if (errno != EPERM) return -1;
-  return mount(nullptr, target, nullptr, flags | locked_flags(target), nullptr);
+  long locked = locked_flags(target);
+  if (locked < 0) return -1;
+  return mount(nullptr, target, nullptr, flags | static_cast<unsigned long>(locked), nullptr);
 }
 
 int do_mount(const Step &st) {
@@ -824,9 +833,12 @@ int run_step(int i) {
       return static_cast<int>(syscall(SYS_prctl, PR_SET_PDEATHSIG, st.n[0], 0, 0, 0));
     case OP_PROPAGATION:
       return mount(nullptr, st.s[0], nullptr, static_cast<unsigned long>(st.n[0]), nullptr);
-    case OP_REMOUNT_RO:
+    case OP_REMOUNT_RO: {
       // Read-only on top of what the mount has: a remount that named only MS_RDONLY would drop its nosuid, nodev and noexec.
-      return remount(st.s[0], MS_RDONLY | locked_flags(st.s[0]));
+      long locked = locked_flags(st.s[0]);
+      if (locked < 0) return -1;
+      return remount(st.s[0], MS_RDONLY | static_cast<unsigned long>(locked));
+    }
     case OP_SET_ROOT: {
       int fd = open(st.s[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (fd < 0) return -1;

@@ -69,7 +69,7 @@ async function tokenServer(dir: string, users: Record<string, { password: string
 }
 
 /** A registry that gives the answers a test wrote (test/fixtures/hostile-registry.mjs), for what a real one would refuse to store. */
-export async function startHostileRegistry(answers: Record<string, { status: number; headers?: Record<string, string>; body: string }>): Promise<{ host: string; asked(): string[]; close(): Promise<void> }> {
+export async function startHostileRegistry(answers: Record<string, { status: number; headers?: Record<string, string>; body?: string; base64?: string; hang?: boolean }>): Promise<{ host: string; asked(): string[]; close(): Promise<void> }> {
   const dir = path.join(TEST_BASE, 'registries', `${process.pid}-${++counter}`);
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'answers.json'), JSON.stringify(answers));

@@ -57,6 +57,9 @@ t.test('--log: errors as JSON lines or logrus text, as runc writes them; the fil
 
   const bad = tsrun(['--log', json, '--log-format', 'xml', 'list'], { root });
   t.match(bad.stderr, /^tsrun: --log-format xml: use text or json\n$/);
+  t.match(tsrun(['--log-format', 'xml', 'list'], { root }).stderr, /^tsrun: --log-format xml: use text or json\n$/, 'the format is checked without --log too');
+  const none = tsrun(['--log=', '--log-format', 'json', 'kill', 'nope'], { root });
+  t.match(none.stderr, /^tsrun: container "nope" does not exist\n$/, 'an empty --log= is no log');
   const unwritable = tsrun(['--log', path.join(dir, 'no', 'such', 'dir', 'log'), 'list'], { root });
   t.match(unwritable.stderr, /^tsrun: --log .*\/no\/such\/dir\/log: cannot open it for appending: ENOENT\n$/);
 });

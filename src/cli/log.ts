@@ -11,8 +11,7 @@ export type LogLevel = 'error' | 'warning' | 'info' | 'debug';
 let sink: { fd: number; format: LogFormat } | undefined;
 
 /** Opens FILE for appending (made if missing, as runc does, so a client finds it even empty). */
-export function openLog(file: string, format: string) {
-  if (format !== 'text' && format !== 'json') throw new TsrunError(`--log-format ${format}: use text or json`);
+export function openLog(file: string, format: LogFormat) {
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT, 0o600);
@@ -41,7 +40,7 @@ export function log(level: LogLevel, msg: string) {
  * The global options that choose the log, read from argv before the verbs are
  * parsed: an unknown flag or verb is an error the log must hold too.
  */
-export function logOptionsOf(argv: string[]): { file?: string; format: string } {
+export function logOptionsOf(argv: string[]): { file?: string; format: LogFormat } {
   const withValue = new Set(['--root', '--storage', '--cni-path', '--log', '--log-format', '--rootless']);
   let file: string | undefined;
   let format = 'text';
@@ -51,5 +50,6 @@ export function logOptionsOf(argv: string[]): { file?: string; format: string } 
     if (name === '--log') file = value;
     if (name === '--log-format' && value !== undefined) format = value;
   }
+  if (format !== 'text' && format !== 'json') throw new TsrunError(`--log-format ${format}: use text or json`);
   return { file, format };
 }

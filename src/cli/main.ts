@@ -80,7 +80,8 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   try {
     const logTo = logOptionsOf(argv);
-    if (logTo.file !== undefined) openLog(logTo.file, logTo.format);
+    // An empty --log= is no log, as runc takes it; the format is checked either way.
+    if (logTo.file) openLog(logTo.file, logTo.format);
     await buildProgram().parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

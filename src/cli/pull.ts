@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { board } from '../image/progress';
 import { ImageStore } from '../image/store';
 import { pullAllTags, pullImage } from '../registry/pull';
 import { globals } from './common';
@@ -22,8 +23,10 @@ export function register(program: Command) {
     .option('-a, --all-tags', 'every tag of the repository')
     .action(async (image: string, opts: { platform?: string; tlsVerify?: string; authfile?: string; certDir?: string; quiet?: boolean; allTags?: boolean }, cmd: Command) => {
       const store = new ImageStore(globals(cmd).storage);
-      const log = opts.quiet ? undefined : (line: string) => process.stderr.write(`${line}\n`);
-      const options = { platform: opts.platform, tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, certDir: opts.certDir, log };
+      // A terminal gets Docker's bars, a line per layer redrawn in place; a pipe a line per finished layer.
+      const progress = !opts.quiet && process.stderr.isTTY ? board() : undefined;
+      const log = opts.quiet ? undefined : progress ? (line: string) => progress.note(line) : (line: string) => process.stderr.write(`${line}\n`);
+      const options = { platform: opts.platform, tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, certDir: opts.certDir, log, progress };
       for (const pulled of opts.allTags ? await pullAllTags(store, image, options) : [await pullImage(store, image, options)]) {
         if (opts.quiet) process.stdout.write(`${pulled.record.id}\n`);
         else process.stdout.write(`${pulled.name}\nDigest: ${pulled.digest}\n${pulled.record.id}\n`);

@@ -9,6 +9,7 @@ import { TsrunError } from '../errors';
 import type { ResourceFlags } from '../cgroup/resources';
 import { globals, reportExit, resourceOptions, traceSink } from './common';
 import { tlsVerify } from './pull';
+import { board } from '../image/progress';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -166,7 +167,7 @@ export function register(program: Command) {
         resources: opts,
         userns: { userns: opts.userns, uidmap: opts.uidmap, gidmap: opts.gidmap },
         pull: opts.pull as 'missing' | 'always' | 'never',
-        registry: { tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile },
+        registry: registryOptions(opts),
         security: { capAdd: opts.capAdd, capDrop: opts.capDrop, privileged: opts.privileged, securityOpt: opts.securityOpt, devices: opts.device, groupAdd: opts.groupAdd, ulimits: opts.ulimit, sysctls: opts.sysctl, shmSize: opts.shmSize },
         tty: opts.tty,
         restart: opts.restart,
@@ -181,4 +182,10 @@ export function register(program: Command) {
       if (opts.restart && opts.restart !== 'no') throw new TsrunError('--restart needs -d: only a detached container has a monitor to restart it');
       process.exitCode = await runImage({ ...imageOpts, onExit: reportExit });
     });
+}
+
+/** Registry options of run: Docker's bars on a terminal, with the other lines above them. */
+function registryOptions(opts: { tlsVerify?: string; authfile?: string }) {
+  const progress = process.stderr.isTTY ? board() : undefined;
+  return { tlsVerify: tlsVerify(opts.tlsVerify), authFile: opts.authfile, progress, log: progress ? (line: string) => progress.note(line) : undefined };
 }

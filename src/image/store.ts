@@ -6,16 +6,17 @@
 //   layers/<hex>/link           its short name; l/<short> -> ../layers/<hex>/diff
 //   images.json                 image records, changed only under the lock
 //   tmp/                        half-done work, renamed into place when complete
+//   ingest/<hex>                the part of a blob a broken-off pull received
 import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import { withFileLock } from '../file-lock';
-import { LOCK_EX, LOCK_UN, native } from '../native';
+import { LOCK_EX, LOCK_NB, LOCK_UN, native } from '../native';
 import { digestHex, sha256, type Digest } from './digest';
 import { formatReference, parseReference } from './reference';
 import type { Descriptor, ImageConfig, Manifest } from './types';
-import { unpackLayer, type UnpackResult } from './unpack';
+import { unpackLayer, unpackStream, type UnpackResult } from './unpack';
 
 export const DEFAULT_STORAGE = '/var/lib/tsrun';
 
@@ -62,7 +63,7 @@ export class ImageStore {
   }
 
   private ensure() {
-    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'containers', 'locks']) fs.mkdirSync(path.join(this.root, d), { recursive: true, mode: 0o700 });
+    for (const d of ['blobs/sha256', 'layers', 'l', 'tmp', 'ingest', 'containers', 'locks']) fs.mkdirSync(path.join(this.root, d), { recursive: true, mode: 0o700 });
   }
 
   blobPath(digest: string) {
@@ -87,6 +88,15 @@ export class ImageStore {
       fs.renameSync(tmp, this.blobPath(digest));
     }
     return digest;
+  }
+
+  /**
+   * Where a download of this blob keeps what it has so far: a pull that
+   * breaks off leaves it, and the next one asks only for the rest.
+   */
+  ingestPath(digest: string) {
+    this.ensure();
+    return path.join(this.root, 'ingest', digestHex(digest));
   }
 
   /** Moves a file already verified to have this digest into the store. */
@@ -258,21 +268,35 @@ export class ImageStore {
     return path.join(this.root, 'layers', digestHex(diffID));
   }
 
+  /** True when the layer with this diffID is unpacked. */
+  hasLayer(diffID: string) {
+    return fs.existsSync(path.join(this.layerDir(diffID), 'link'));
+  }
+
   /**
    * The layer directory for one of an image's layers, unpacking the blob if
    * no process has yet. A per-layer lock makes concurrent callers wait for
    * one unpack; the unpack goes to tmp/ and is renamed into place whole.
    */
-  async layer(desc: Descriptor, diffID: string, onProgress?: (bytes: number) => void, onUnpacked?: (r: UnpackResult) => void): Promise<LayerInfo> {
+  layer(desc: Descriptor, diffID: string, onProgress?: (bytes: number) => void, onUnpacked?: (r: UnpackResult) => void): Promise<LayerInfo> {
+    return this.unpackedLayer(diffID, (dest) => unpackLayer(this.blobPath(desc.digest), dest, { expectDigest: desc.digest, expectDiffID: diffID, onProgress }), onUnpacked);
+  }
+
+  /** As layer(), with the blob's bytes as they come (a download under way) instead of its file. */
+  layerFrom(desc: Descriptor, diffID: string, source: AsyncIterable<Buffer>): Promise<LayerInfo> {
+    return this.unpackedLayer(diffID, (dest) => unpackStream(source, dest, { expectDigest: desc.digest, expectDiffID: diffID }));
+  }
+
+  private async unpackedLayer(diffID: string, unpack: (dest: string) => Promise<UnpackResult>, onUnpacked?: (r: UnpackResult) => void): Promise<LayerInfo> {
     const dir = this.layerDir(diffID);
     const info = (): LayerInfo => ({ diffID: diffID as Digest, dir: path.join(dir, 'diff'), link: fs.readFileSync(path.join(dir, 'link'), 'utf8').trim() });
-    if (fs.existsSync(path.join(dir, 'link'))) return info();
+    if (this.hasLayer(diffID)) return info();
     return this.lockedAsync(`layers/${digestHex(diffID)}.lock`, async () => {
-      if (fs.existsSync(path.join(dir, 'link'))) return info();
+      if (this.hasLayer(diffID)) return info();
       const tmp = this.tmpPath('layer');
       fs.mkdirSync(tmp, { mode: 0o700 });
       try {
-        const result: UnpackResult = await unpackLayer(this.blobPath(desc.digest), path.join(tmp, 'diff'), { expectDigest: desc.digest, expectDiffID: diffID, onProgress });
+        const result = await unpack(path.join(tmp, 'diff'));
         const link = crypto().createHash('sha256').update(diffID).digest('base64url').slice(0, 12);
         fs.writeFileSync(path.join(tmp, 'link'), link + '\n');
         fs.writeFileSync(path.join(tmp, 'size'), String(result.size));
@@ -327,7 +351,26 @@ export class ImageStore {
       native().removeTree(path.join(this.root, 'tmp', name));
       removed++;
     }
+    // Partial downloads, but for one a pull is writing now (it holds the blob's lock).
+    for (const hex of this.list('ingest')) {
+      const fd = fs.openSync(path.join(this.root, 'locks', `blob-${hex}`), 'a');
+      try {
+        if (!native().flock(fd, LOCK_EX | LOCK_NB)) continue;
+        fs.rmSync(path.join(this.root, 'ingest', hex), { force: true });
+        removed++;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
     return removed;
+  }
+
+  private list(dir: string): string[] {
+    try {
+      return fs.readdirSync(path.join(this.root, dir));
+    } catch {
+      return [];
+    }
   }
 
   containersDir() {

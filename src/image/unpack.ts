@@ -8,7 +8,7 @@
 import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
-import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
@@ -34,6 +34,8 @@ export interface UnpackResult {
 }
 
 export interface UnpackOptions {
+  /** What the errors call the layer when no digest is expected. */
+  label?: string;
   expectDigest?: string;
   expectDiffID?: string;
   onProgress?(bytesRead: number): void;
@@ -377,7 +379,7 @@ class LayerWriter {
         this.replace(parent, base, rel, 'file');
         const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW, 0o600);
         try {
-          for await (const chunk of body) fs.writeSync(fd, chunk);
+          await writeAll(fd, body);
           this.fdMeta(fd, header, 0o644);
         } finally {
           fs.closeSync(fd);
@@ -514,6 +516,44 @@ function mtimeOf(header: TarStream.Header): number {
   return header.mtime ? header.mtime.getTime() / 1000 : 0;
 }
 
+/** Batches gathered before a write: fewer system calls, and big ones go to libuv's threads. */
+const WRITE_BATCH = 1 << 20;
+
+/**
+ * A file's body into fd. Small files are written in one synchronous call;
+ * larger ones in batches off the event loop, so that other layers'
+ * downloads and decompression go on while the disk takes them.
+ */
+async function writeAll(fd: number, body: AsyncIterable<Buffer>) {
+  let batch: Buffer[] = [];
+  let size = 0;
+  let async = false;
+  for await (const chunk of body) {
+    batch.push(chunk);
+    size += chunk.length;
+    if (size < WRITE_BATCH) continue;
+    async = true;
+    await writev(fd, batch);
+    batch = [];
+    size = 0;
+  }
+  if (!batch.length) return;
+  if (async) await writev(fd, batch);
+  else fs.writevSync(fd, batch);
+}
+
+function writev(fd: number, chunks: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    fs.writev(fd, chunks, (err, written) => {
+      if (err) return reject(err);
+      // A short write (a full disk reports ENOSPC on the next call): the rest goes again.
+      if (written < total) return writev(fd, [Buffer.concat(chunks).subarray(written)]).then(resolve, reject);
+      resolve();
+    });
+  });
+}
+
 async function drain(body: AsyncIterable<Buffer>) {
   for await (const _ of body) void _;
 }
@@ -522,16 +562,55 @@ async function drain(body: AsyncIterable<Buffer>) {
  * Unpacks the layer blob at file into dest, which must not exist. On any
  * failure dest is removed and the error names the layer and the reason.
  */
-export async function unpackLayer(file: string, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
-  const label = opts.expectDigest ?? opts.expectDiffID ?? path.basename(file);
-  const compression = detectCompression(readHead(file));
+export function unpackLayer(file: string, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  return unpackStream(fs.createReadStream(file, { highWaterMark: 1 << 20 }), dest, { ...opts, label: opts.label ?? path.basename(file) });
+}
+
+/** The first bytes of a stream (enough to tell its compression), and the stream whole again. */
+async function sniff(source: AsyncIterable<Buffer>): Promise<{ head: Buffer; whole: Readable }> {
+  const it = source[Symbol.asyncIterator]();
+  const first: Buffer[] = [];
+  let size = 0;
+  let ended = false;
+  while (size < 4) {
+    const next = await it.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    first.push(next.value);
+    size += next.value.length;
+  }
+  const head = Buffer.concat(first);
+  async function* again() {
+    yield head;
+    if (ended) return;
+    for (let next = await it.next(); !next.done; next = await it.next()) yield next.value;
+  }
+  const whole = Readable.from(again(), { objectMode: false });
+  // A destroyed copy (a refused entry) stops the source too: a download ends with it.
+  whole.once('close', () => void it.return?.());
+  return { head, whole };
+}
+
+/**
+ * Unpacks a layer blob's bytes as they come (a file, or a download still
+ * under way) into dest, which must not exist; both digests are checked
+ * while it streams. On any failure dest is removed and the error names the
+ * layer and the reason.
+ */
+export async function unpackStream(source: AsyncIterable<Buffer>, dest: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
+  const label = opts.expectDigest ?? opts.expectDiffID ?? opts.label ?? 'stream';
   fs.mkdirSync(dest, { mode: 0o755 });
+  let compression: Compression = 'none';
   const writer = new LayerWriter(dest);
   const tapCompressed = new HashTap(opts.onProgress);
   const tapPlain = new HashTap();
   const extract = tarStream().extract();
   try {
-    const flow = pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), tapCompressed, decompressor(compression), tapPlain, extract);
+    const { head, whole } = await sniff(source);
+    compression = detectCompression(head);
+    const flow = pipeline(whole, tapCompressed, decompressor(compression), tapPlain, extract);
     const consume = (async () => {
       for await (const entry of extract) await writer.entry(entry.header, entry as AsyncIterable<Buffer>);
     })();
@@ -541,6 +620,7 @@ export async function unpackLayer(file: string, dest: string, opts: UnpackOption
     writer.finish();
   } catch (e) {
     native().removeTree(dest);
+    if (e instanceof TsrunError) throw e;
     const why = e instanceof Refused ? `refused: ${e.message}` : (e as NodeJS.ErrnoException).code ? `${(e as Error).message}` : `corrupt or truncated ${compression === 'none' ? 'tar' : compression} stream: ${(e as Error).message}`;
     throw new TsrunError(`unpack layer ${label}: ${why}`);
   }

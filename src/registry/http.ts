@@ -55,22 +55,31 @@ interface Token {
 export class RegistryClient {
   private scheme: 'https' | 'http' | undefined;
   private readonly tokens = new Map<string, Token>();
+  private learning?: Promise<string>;
   private basic = false;
   private agent?: Https.Agent;
 
   constructor(
     readonly endpoint: Endpoint,
     private readonly credentials: Credentials | undefined,
-    private readonly log: (line: string) => void = () => {},
+    readonly log: (line: string) => void = () => {},
   ) {}
 
-  /** The base of every URL: scheme and location, learnt on first use. */
-  async base(): Promise<string> {
+  /** The registry's base URL; its scheme is learnt once, by the first caller (concurrent ones wait for it). */
+  base(): Promise<string> {
+    this.learning ??= this.learnScheme().catch((e) => {
+      this.learning = undefined;
+      throw e;
+    });
+    return this.learning;
+  }
+
+  private async learnScheme(): Promise<string> {
     if (!this.scheme) {
-      this.scheme = 'https';
       try {
         const r = await this.raw('GET', `https://${this.endpoint.location}/v2/`, {});
         r.body.resume();
+        this.scheme = 'https';
       } catch (e) {
         // A plain-HTTP registry answering a TLS handshake: allowed on loopback and for insecure registries.
         const code = (e as NodeJS.ErrnoException).code ?? '';

@@ -10,7 +10,8 @@ import { sha256, type Digest } from '../image/digest';
 import { formatReference, parseReference, type ImageRef } from '../image/reference';
 import type { ImageRecord, ImageStore } from '../image/store';
 import { MAX_JSON_BLOB_BYTES } from '../image/store';
-import { MEDIA, type Descriptor, type Index, type Manifest } from '../image/types';
+import { bar, type Board } from '../image/progress';
+import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from '../image/types';
 import { certsFor, entryFor, readRegistriesConf, type RegistriesConf } from './config';
 import { credentialsFor } from './credentials';
 import { isLoopback, readBytes, RegistryClient, registryError, type Endpoint } from './http';
@@ -30,6 +31,8 @@ export interface RegistryOptions {
   certDir?: string;
   /** Progress and other lines for a person. */
   log?: (line: string) => void;
+  /** A line per layer, redrawn as it moves (a terminal's bars); else `log` gets each layer's last line. */
+  progress?: Board;
 }
 
 export interface PullOptions extends RegistryOptions {
@@ -169,35 +172,135 @@ export class Repository {
     return [...new Set(out)];
   }
 
-  /** A blob into a file of the store's tmp/, checked while it streams; returns the file. */
-  async download(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void): Promise<string> {
-    const r = await this.client.request('GET', `/v2/${this.path}/blobs/${desc.digest}`, { scope: this.scope('pull') });
-    if (r.status !== 200) throw await registryError(r, `pull ${this.name}: blob ${desc.digest}`);
-    const tmp = store.tmpPath('pull');
+  /**
+   * A blob's bytes as they arrive, each also appended to the store's ingest
+   * file for it, checked against the descriptor's digest and size at the
+   * end. What an earlier pull left there is passed on again first and only
+   * the rest is asked for (a Range request); a connection that breaks mid-blob
+   * is asked again from where it stopped. The caller holds the blob's lock
+   * and, once it has taken every byte, adopts the ingest file as the blob.
+   */
+  async *blob(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void, stop?: AbortSignal): AsyncGenerator<Buffer> {
+    const file = store.ingestPath(desc.digest);
+    const what = `pull ${this.name}: blob ${desc.digest}`;
     const hash = crypto().createHash('sha256');
-    const out = fs.openSync(tmp, 'wx', 0o600);
-    let size = 0;
+    let have = 0;
     try {
-      for await (const chunk of r.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > desc.size) throw new TsrunError(`pull ${this.name}: blob ${desc.digest} is longer than the ${desc.size} bytes its descriptor says`);
-        hash.update(chunk);
-        fs.writeSync(out, chunk);
-        onBytes?.(size);
-      }
-      const got = `sha256:${hash.digest('hex')}`;
-      if (got !== desc.digest) throw new TsrunError(`pull ${this.name}: blob ${desc.digest} does not match its content (sha256 is ${got}); nothing of it is kept`);
-      if (size !== desc.size) throw new TsrunError(`pull ${this.name}: blob ${desc.digest} is ${size} bytes, its descriptor says ${desc.size}`);
-    } catch (e) {
-      fs.closeSync(out);
-      fs.rmSync(tmp, { force: true });
-      if (e instanceof TsrunError) throw e;
-      throw new TsrunError(`pull ${this.name}: blob ${desc.digest}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (the connection broke)`);
+      have = fs.lstatSync(file).size;
+      if (have > desc.size) fs.truncateSync(file, (have = 0));
+    } catch {
+      /* nothing left by an earlier pull */
     }
-    fs.closeSync(out);
-    return tmp;
+    if (have > 0) {
+      for await (const chunk of fs.createReadStream(file, { end: have - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        hash.update(chunk);
+        yield chunk;
+      }
+      onBytes?.(have);
+    }
+    const ingest = new Appender(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600));
+    let body: NodeJS.ReadableStream | undefined;
+    // A consumer that gave up (a refused entry) may do so while this waits for bytes that never come.
+    const cancel = () => (body as unknown as { destroy?(): void } | undefined)?.destroy?.();
+    stop?.addEventListener('abort', cancel);
+    try {
+      for (let breaks = 0; have < desc.size && !stop?.aborted; ) {
+        const r = await this.client.request('GET', `/v2/${this.path}/blobs/${desc.digest}`, { scope: this.scope('pull'), headers: have ? { Range: `bytes=${have}-` } : undefined });
+        body = r.body;
+        if (stop?.aborted) break;
+        // A registry that ignores the range sends the whole blob: what is here already is skipped.
+        let skip = 0;
+        if (have && r.status === 206) {
+          const range = String(r.headers['content-range'] ?? '');
+          if (Number(/^bytes (\d+)-/.exec(range)?.[1]) !== have) throw new TsrunError(`${what}: asked for bytes ${have}- the registry sent ${range || 'no Content-Range'}`);
+        } else if (r.status === 200) skip = have;
+        else throw await registryError(r, what);
+        try {
+          for await (const got of r.body as AsyncIterable<Buffer>) {
+            const chunk = skip ? got.subarray(Math.min(skip, got.length)) : got;
+            skip -= got.length - chunk.length;
+            if (!chunk.length) continue;
+            if (have + chunk.length > desc.size) throw new Corrupt(`${what} is longer than the ${desc.size} bytes its descriptor says`);
+            hash.update(chunk);
+            await ingest.write(chunk);
+            have += chunk.length;
+            onBytes?.(have);
+            yield chunk;
+          }
+          if (have < desc.size) throw Object.assign(new Error('the answer ended early'), { code: 'ECONNRESET' });
+        } catch (e) {
+          if (e instanceof TsrunError || stop?.aborted) throw e;
+          if (++breaks > RESUMES) throw new TsrunError(`${what}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (the connection broke ${breaks} times; ${have} of ${desc.size} bytes are kept for the next pull)`);
+          this.client.log(`${desc.digest.slice(7, 19)}: the connection broke at ${have} of ${desc.size} bytes; asking for the rest`);
+          await new Promise((res) => setTimeout(res, 200 * 2 ** breaks));
+        }
+      }
+      await ingest.flush();
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (digest !== desc.digest) throw new Corrupt(`${what} does not match its content (sha256 is ${digest}); nothing of it is kept`);
+    } catch (e) {
+      if (e instanceof Corrupt) fs.rmSync(file, { force: true });
+      throw e;
+    } finally {
+      stop?.removeEventListener('abort', cancel);
+      cancel();
+      await ingest.close();
+    }
+  }
+
+  /** A blob whole into the store (the caller holds its lock). */
+  async fetch(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void): Promise<void> {
+    for await (const _ of this.blob(store, desc, onBytes)) void _;
+    store.adoptBlob(store.ingestPath(desc.digest), desc.digest);
   }
 }
+
+/**
+ * Appends to a file off the event loop (libuv's threads), in order, a few
+ * MiB ahead at most: the download and the unpack go on while the disk
+ * takes the blob's copy.
+ */
+class Appender {
+  private queued = 0;
+  private last: Promise<void> = Promise.resolve();
+  private failed?: Error;
+  constructor(private readonly fd: number) {}
+
+  /** Resolves at once unless too much waits for the disk. */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.failed) throw this.failed;
+    this.queued += chunk.length;
+    this.last = this.last.then(
+      () =>
+        new Promise<void>((resolve) =>
+          fs.write(this.fd, chunk, (err) => {
+            this.queued -= chunk.length;
+            if (err) this.failed ??= err;
+            resolve();
+          }),
+        ),
+    );
+    if (this.queued > APPEND_AHEAD) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    await this.last;
+    if (this.failed) throw this.failed;
+  }
+
+  async close(): Promise<void> {
+    await this.last;
+    fs.closeSync(this.fd);
+  }
+}
+
+const APPEND_AHEAD = 8 << 20;
+
+/** Bytes that are not the blob the descriptor names: the partial file goes too. */
+class Corrupt extends TsrunError {}
+
+/** How many times one pull asks again for the rest of a blob whose connection broke. */
+const RESUMES = 3;
 
 /** A client for a reference's registry, with its credentials and endpoint. */
 export function repositoryFor(ref: ImageRef, conf: RegistriesConf, opts: RegistryOptions): Repository[] {
@@ -223,36 +326,88 @@ async function pullFrom(store: ImageStore, repo: Repository, ref: ImageRef, opts
   for (const d of [manifest.config, ...manifest.layers]) {
     if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || !/^sha256:[a-f0-9]{64}$/.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) throw new TsrunError(`pull ${repo.name}: manifest ${chosen.digest} has a descriptor without a sha256 digest and a size: ${JSON.stringify(d).slice(0, 200)}`);
   }
-  const log = opts.log ?? (() => {});
   // The config: small, read whole, checked.
   if (!store.hasBlob(manifest.config.digest)) {
     if (manifest.config.size > MAX_JSON_BLOB_BYTES) throw new TsrunError(`pull ${repo.name}: config ${manifest.config.digest} is ${manifest.config.size} bytes, more than a config may have`);
-    const file = await repo.download(store, manifest.config);
-    store.adoptBlob(file, manifest.config.digest);
+    await store.lockedAsync(`locks/blob-${manifest.config.digest.slice(7)}`, () => repo.fetch(store, manifest.config));
   }
-  // Layers, a few at once; each behind a lock of its own, so two pulls download it once.
-  const todo = [...manifest.layers];
+  const diffIDs = diffIDsOf(store, manifest, repo.name);
+  const shown = opts.progress ?? lineBoard(opts.log);
+  // Layers, a few at once; each behind a lock of its own, so two pulls
+  // download it once; each unpacked as it arrives.
+  const todo = manifest.layers.map((desc, i) => ({ desc, diffID: diffIDs[i] }));
+  for (const { desc } of todo) shown.set(short(desc), store.hasBlob(desc.digest) ? 'Already exists' : 'Waiting');
   const worker = async () => {
-    for (let d = todo.shift(); d; d = todo.shift()) {
-      const desc = d;
+    for (let next = todo.shift(); next; next = todo.shift()) {
+      const { desc, diffID } = next;
+      const key = short(desc);
       if (store.hasBlob(desc.digest)) {
-        log(`${desc.digest.slice(7, 19)}: already here`);
+        shown.set(key, 'Already exists', true);
         continue;
       }
       await store.lockedAsync(`locks/blob-${desc.digest.slice(7)}`, async () => {
-        if (store.hasBlob(desc.digest)) return;
+        if (store.hasBlob(desc.digest)) return shown.set(key, 'Already exists', true);
         const started = Date.now();
-        const file = await repo.download(store, desc);
-        store.adoptBlob(file, desc.digest);
-        log(`${desc.digest.slice(7, 19)}: ${(desc.size / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        const onBytes = (n: number) => shown.set(key, `Downloading ${bar(n, desc.size)}`);
+        if (store.hasLayer(diffID)) await repo.fetch(store, desc, onBytes);
+        else {
+          // A layer that would not unpack is not kept for a resume; what a broken connection brought is.
+          let downloadFailed = false;
+          let downloaded = false;
+          const stop = new AbortController();
+          const source = (async function* () {
+            try {
+              yield* repo.blob(store, desc, onBytes, stop.signal);
+              downloaded = true;
+            } catch (e) {
+              downloadFailed = true;
+              throw e;
+            }
+          })();
+          try {
+            await store.layerFrom(desc, diffID, source);
+            // A layer another pull unpacked meanwhile takes nothing from the source: the blob still comes whole.
+            for await (const _ of source) void _;
+          } catch (e) {
+            stop.abort();
+            if (!downloadFailed) fs.rmSync(store.ingestPath(desc.digest), { force: true });
+            throw e;
+          }
+          if (!downloaded) throw new TsrunError(`pull ${repo.name}: blob ${desc.digest}: the unpack ended before the blob did`);
+          store.adoptBlob(store.ingestPath(desc.digest), desc.digest);
+        }
+        shown.set(key, `Pull complete (${(desc.size / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s)`, true);
       });
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENT_LAYERS }, worker));
+  try {
+    await Promise.all(Array.from({ length: CONCURRENT_LAYERS }, worker));
+  } finally {
+    shown.done();
+  }
   store.writeBlob(chosen.bytes);
   const name = formatReference(ref);
   const record = store.addImage(chosen.digest, [name], { repoDigest: `${ref.repository}@${top.digest}` });
   return { record, name, digest: top.digest };
+}
+
+const short = (d: Descriptor) => d.digest.slice(7, 19);
+
+/** A board that tells only final lines, through log. */
+function lineBoard(log: ((line: string) => void) | undefined): Board {
+  return { set: (key, text, final) => final && log?.(`${key}: ${text}`), note: (line) => log?.(line), done() {} };
+}
+
+/** The config's diffIDs, one per layer of the manifest, so each layer can be unpacked (and checked) as it arrives. */
+function diffIDsOf(store: ImageStore, manifest: Manifest, name: string): string[] {
+  let ids: unknown;
+  try {
+    ids = (JSON.parse(fs.readFileSync(store.blobPath(manifest.config.digest), 'utf8')) as ImageConfig).rootfs?.diff_ids;
+  } catch {
+    throw new TsrunError(`pull ${name}: config ${manifest.config.digest} is not valid JSON`);
+  }
+  if (!Array.isArray(ids) || ids.length !== manifest.layers.length || !ids.every((d) => typeof d === 'string' && /^sha256:[a-f0-9]{64}$/.test(d))) throw new TsrunError(`pull ${name}: config ${manifest.config.digest} does not give a sha256 diffID for each of the manifest's ${manifest.layers.length} layers`);
+  return ids as string[];
 }
 
 /** tsrun pull: the first registry of the candidates that has it. */

@@ -13,6 +13,9 @@ import { readRegistriesConf } from './config';
 import { registryError } from './http';
 import { repositoryFor, splitRepository, type Repository, type RegistryOptions } from './pull';
 
+/** How many blobs go up at once (Docker's default is 5, containers/image's 6; pull takes 3). */
+const CONCURRENT_UPLOADS = 3;
+
 /** Blobs past this go up in chunks (PATCH), each this big. */
 export const CHUNK = 32 << 20;
 
@@ -120,12 +123,17 @@ export async function pushImage(store: ImageStore, source: string, dest: string 
   const keep = opts.format ? bytes : store.readBlob(img.record.manifestDigest);
   const digest = sha256(keep);
   const mountFrom = mountSources(img.record, repo.client.endpoint.host, repo.path);
-  const blobs: Pushed['blobs'] = [];
-  for (const desc of [...manifest.layers, manifest.config]) {
-    const how = await uploadBlob(store, repo, desc, mountFrom);
-    blobs.push({ digest: desc.digest, how });
-    opts.log?.(`${desc.digest.slice(7, 19)}: ${how}`);
-  }
+  // A few blobs at once, as pull takes them; the manifest only when all are there.
+  const all = [...manifest.layers, manifest.config];
+  const blobs: Pushed['blobs'] = all.map((d) => ({ digest: d.digest, how: 'present' }));
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < all.length; i = next++) {
+      blobs[i].how = await uploadBlob(store, repo, all[i], mountFrom);
+      opts.log?.(`${all[i].digest.slice(7, 19)}: ${blobs[i].how}`);
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENT_UPLOADS }, worker));
   const mediaType = manifest.mediaType ?? MEDIA.ociManifest;
   const put = await repo.client.request('PUT', `/v2/${repo.path}/manifests/${ref.tag ?? 'latest'}`, { scope: repo.scope('pull,push'), headers: { 'Content-Type': mediaType }, body: () => keep, length: keep.length });
   if (put.status !== 201) throw await registryError(put, `push ${repo.name}: manifest`);
