@@ -120,6 +120,8 @@ const wipe = (...dirs) => {
     spawnSync('sh', ['-c', `grep -o " ${d}[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
     fs.rmSync(d, { recursive: true, force: true });
   }
+  // What a round wrote reaches the disk before the next starts: no round pays for another's writeback.
+  spawnSync('sync');
 };
 if (hasPodman) cleanups.push(() => wipe(scratch('podman-root'), scratch('podman-run')));
 
@@ -139,6 +141,7 @@ tsrun(source, ['pull', '-q', ref]);
 const emptyRegistry = async () => {
   await stopRegistry();
   fs.rmSync(path.join(regDir, 'data'), { recursive: true, force: true });
+  spawnSync('sync');
   await startRegistry();
 };
 const pushes = [

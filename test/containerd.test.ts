@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import t from 'tap';
-import { busyboxImage, CLI, mountsUnder, needsRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, cgroupDirsNamed, CLI, mountsUnder, needsRoot, TEST_BASE, tsrun } from './helpers';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const skip = needsRoot || (!have('containerd') || !have('ctr') || !have('containerd-shim-runc-v2') ? 'needs Debian containerd (containerd, ctr, containerd-shim-runc-v2)' : false);
@@ -51,7 +51,7 @@ const task = (id: string) => {
   return line ? { pid: Number(line.split(/\s+/)[1]), status: line.split(/\s+/)[2] } : undefined;
 };
 const run = (id: string, args: string[], flags: string[] = []) => ctr(['run', '--runc-binary', wrapper, '--runc-root', runcRoot, '--cgroup', `/${NS}/${id}`, ...flags, IMAGE, id, ...args]);
-const cgroupDirs = () => fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, NS)).filter((d) => fs.existsSync(d));
+const cgroupDirs = () => cgroupDirsNamed(NS);
 /** The calls the shim made that tsrun failed, by verb and flags (the ids and paths left out). */
 const failedCalls = () =>
   (fs.existsSync(calls) ? fs.readFileSync(calls, 'utf8').trim().split('\n').filter(Boolean) : [])

@@ -186,3 +186,22 @@ export function monitorsFor(dir: string): number[] {
     })
     .map(Number);
 }
+
+/** The host's cgroup hierarchies, as mounted (v1 controllers' own directories, not their symlinks; the cgroup2 mount; on pure v2 /sys/fs/cgroup itself). */
+export function cgroupHierarchies(): string[] {
+  const out = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const fields = pre.split(' ');
+    if ((post.startsWith('cgroup ') || post.startsWith('cgroup2 ')) && fields[3] === '/') out.add(fields[4]);
+  }
+  return [...out];
+}
+
+/** A cgroup path's directory in every hierarchy that has it. */
+export function cgroupDirsNamed(rel: string): string[] {
+  return cgroupHierarchies()
+    .map((h) => path.join(h, rel))
+    .filter((d) => fs.existsSync(d));
+}

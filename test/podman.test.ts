@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { busyboxImage, CLI, mountsUnder, needsRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, cgroupDirsNamed, CLI, mountsUnder, needsRoot, TEST_BASE, tsrun } from './helpers';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const skip = needsRoot || (!have('podman') ? 'needs Debian podman' : false);
@@ -50,7 +50,7 @@ const failedCalls = () =>
     .map((l) => l.split('\t'))
     .filter(([status]) => status !== '0')
     .map(([status, args]) => `${status}: ${args}`);
-const cgroupDirs = () => fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, PARENT)).filter((d) => fs.existsSync(d));
+const cgroupDirs = () => cgroupDirsNamed(PARENT);
 
 t.before(() => {
   if (skip) return;

@@ -140,6 +140,52 @@ t.test('kill --all signals every process of the cgroup; plain kill only pid 1 (a
   }
 });
 
+/** The cgroup directories of a process, one per hierarchy, from /proc/PID/cgroup and the host's cgroup mounts. */
+function cgroupDirsOf(pid: number): string[] {
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => {
+    const [pre, post] = l.split(' - ');
+    const [fstype, , opts] = post.split(' ');
+    return { at: pre.split(' ')[4], root: pre.split(' ')[3], fstype, opts: opts.split(',') };
+  });
+  return fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').filter(Boolean).flatMap((line) => {
+    const [, controllers, rel] = line.split(/:(.*?):/);
+    const m = controllers === '' ? mounts.find((x) => x.fstype === 'cgroup2') : mounts.find((x) => x.fstype === 'cgroup' && controllers.split(',').every((c) => x.opts.includes(c)) && x.root === '/');
+    return m ? [path.join(m.at, rel)] : [];
+  });
+}
+
+t.test('a process the container moved into a cgroup below its own is still its own: ps ID lists it, kill --all reaches it', { skip: needsRoot }, async (t) => {
+  const bundle = makeBundle(testSpec(['sh', '-c', 'sleep 1000 & sleep 1001 & wait']));
+  t.teardown(() => removeBundle(bundle));
+  const id = uniqueId('subcg');
+  t.equal(tsrun(['create', '--bundle', bundle, id], { root }).status, 0);
+  t.equal(tsrun(['start', id], { root }).status, 0);
+  const pid = JSON.parse(tsrun(['state', id], { root }).stdout).pid;
+  await until(() => children(pid).length === 2, 'the two sleeps');
+  const [moved, stays] = children(pid);
+  const subs = cgroupDirsOf(moved).map((d) => path.join(d, 'sub'));
+  t.teardown(() => {
+    tsrun(['delete', '--force', id], { root });
+    for (const d of subs) if (fs.existsSync(d)) fs.rmdirSync(d);
+  });
+  for (const d of subs) {
+    fs.mkdirSync(d);
+    // A v1 cpuset cgroup takes no process before it has cpus and mems.
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) if (fs.existsSync(path.join(d, f))) fs.writeFileSync(path.join(d, f), fs.readFileSync(path.join(d, '..', f)));
+    fs.writeFileSync(path.join(d, 'cgroup.procs'), String(moved));
+  }
+  t.ok(cgroupDirsOf(moved).every((d) => d.endsWith('/sub')), 'moved below the container\'s cgroup in every hierarchy');
+  const listed = JSON.parse(tsrun(['ps', '--format', 'json', id], { root }).stdout) as number[];
+  t.ok(listed.includes(moved) && listed.includes(stays) && listed.includes(pid), `ps lists it with the others (${listed.join(' ')})`);
+  t.equal(tsrun(['kill', '--all', id, 'TERM'], { root }).status, 0);
+  await until(() => !alive(moved), 'the moved sleep to die of TERM');
+  t.notOk(alive(moved), 'kill --all TERM reached it');
+  t.equal(tsrun(['kill', '--all', id, 'KILL'], { root }).status, 0);
+  await until(() => !alive(pid), 'pid 1 to die');
+  for (const d of subs) fs.rmdirSync(d);
+  t.equal(tsrun(['delete', id], { root }).status, 0);
+});
+
 t.test('features: the document, and the runtime does what it says', { skip: needsRoot }, async (t) => {
   const r = tsrun(['features']);
   t.equal(r.status, 0, r.stderr);

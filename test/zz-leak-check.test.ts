@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { native } from '../src/native';
-import { cniChains, HOST_BEFORE, isRoot, mountsUnder, processesRootedIn, TEST_BASE } from './helpers';
+import { cgroupHierarchies, cniChains, HOST_BEFORE, isRoot, mountsUnder, processesRootedIn, TEST_BASE } from './helpers';
 
 t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   t.same(mountsUnder(TEST_BASE), [], 'no mounts under the test base');
@@ -32,9 +32,8 @@ t.test('nothing leaked', { skip: !isRoot && 'needs root' }, async (t) => {
   const leases = fs.existsSync(ipam) ? fs.readdirSync(ipam).filter((d) => d.startsWith('tsrun')).flatMap((d) => fs.readdirSync(path.join(ipam, d)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)).map((f) => `${d}/${f}`)) : [];
   t.same(leases, [], 'no address leases');
   const cgroups: string[] = [];
-  for (const h of fs.readdirSync('/sys/fs/cgroup')) {
-    const base = path.join('/sys/fs/cgroup', h);
-    for (const d of fs.existsSync(base) ? fs.readdirSync(base) : []) if (d.startsWith('tsrun-test')) cgroups.push(path.join(base, d));
+  for (const base of cgroupHierarchies()) {
+    for (const d of fs.readdirSync(base)) if (d.startsWith('tsrun-test')) cgroups.push(path.join(base, d));
     const parent = path.join(base, 'tsrun');
     // Test container ids are word-PID-N; image containers have 64-hex ids, and
     // one without state under the default root belongs to no container at all.

@@ -68,6 +68,13 @@ export async function thaw(placement: CgroupPlacement) {
   await until(() => /^frozen 0$/m.test(read(path.join(v2, 'cgroup.events')) ?? ''), `${v2} to thaw`);
 }
 
+/** True when the container's cgroups can be frozen (the v1 freezer, or v2's cgroup.freeze). */
+export function canFreeze(placement: CgroupPlacement): boolean {
+  if (v1Dir(placement, 'freezer')) return true;
+  const v2 = v2Dir(placement);
+  return !!v2 && fs.existsSync(path.join(v2, 'cgroup.freeze'));
+}
+
 export function isFrozen(placement: CgroupPlacement): boolean {
   const v1 = v1Dir(placement, 'freezer');
   if (v1) return read(path.join(v1, 'freezer.state')) === 'FROZEN';

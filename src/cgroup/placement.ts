@@ -256,16 +256,19 @@ export function oomKills(placement: CgroupPlacement): number {
   return kills;
 }
 
+/** The processes of a cgroup and of every cgroup below it (a container may make its own). */
 export function cgroupPids(dir: string): number[] {
-  try {
-    return fs
-      .readFileSync(path.join(dir, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
+  const out: number[] = [];
+  for (const stack = [dir]; stack.length; ) {
+    const d = stack.pop()!;
+    try {
+      for (const line of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (line) out.push(Number(line));
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(path.join(d, e.name));
+    } catch {
+      /* gone, or not a cgroup */
+    }
   }
+  return out;
 }
 
 /**

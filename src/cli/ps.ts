@@ -46,14 +46,14 @@ export function register(program: Command) {
 /** runc's ps: the container's pids as JSON, or ps(1)'s lines of those pids under its header. */
 function containerProcesses(cmd: Command, ref: string, format: string, psOptions: string[]) {
   const registry = registryOf(cmd);
-  const pids = containerPids(registry, registry.resolveExact(ref));
+  const pids = containerPids(registry, registry.resolveExact(ref), { stopped: true });
   if (format === 'json') {
     process.stdout.write(JSON.stringify(pids) + '\n');
     return;
   }
-  const r = spawnSync('ps', psOptions.length ? psOptions : ['-ef'], { encoding: 'utf8' });
+  const r = spawnSync('ps', psOptions.length ? psOptions : ['-ef'], { encoding: 'utf8', maxBuffer: 256 << 20 });
   if (r.error || r.status !== 0) throw new TsrunError(`ps ${psOptions.join(' ') || '-ef'}: ${r.error?.message ?? r.stderr.trim()}`);
-  const [header, ...lines] = r.stdout.split('\n').filter(Boolean);
+  const [header = '', ...lines] = r.stdout.split('\n').filter(Boolean);
   const column = header.trim().split(/\s+/).indexOf('PID');
   if (column < 0) throw new TsrunError(`ps ${psOptions.join(' ')}: its header has no PID column: ${header.trim()}`);
   const ours = new Set(pids);

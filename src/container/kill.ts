@@ -3,22 +3,35 @@ import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { Store, processStartTime, statusOf } from './store';
-import { isFrozen, thaw } from '../cgroup/ops';
-import { cgroupPids } from '../cgroup/placement';
+import { canFreeze, freeze, isFrozen, thaw } from '../cgroup/ops';
+import { cgroupPids, killCgroups } from '../cgroup/placement';
 
 /**
- * runc's `kill --all`: the signal to every process of the container's cgroup,
- * stopped or not (processes outside its PID namespace can outlive pid 1).
- * Each is pinned by a pidfd, then signalled only if the cgroup still lists it:
- * a pid reused after its process left is never hit. SIGKILL thaws a paused
- * container, or its processes would wait frozen.
+ * runc's `kill --all`: the signal to every process of the container's
+ * cgroups and the cgroups below them, stopped or not (processes outside its
+ * PID namespace can outlive pid 1). SIGKILL is the cgroup's own kill
+ * (cgroup.kill on v2; frozen, killed and thawed on v1, so nothing forks
+ * away). Any other signal goes with the cgroup frozen where it can be, each
+ * process pinned by a pidfd and signalled only if the cgroup still lists it,
+ * so a pid reused after its process left is never hit.
  */
 export async function killAll(id: string, signal: number, root?: string) {
   const store = new Store(root);
   await store.lock(id, async () => {
     const rec = store.read(id);
-    const dirs = rec.cgroup?.dirs ?? [];
-    const procs = () => new Set(dirs.flatMap((d) => cgroupPids(d)));
+    const placement = rec.cgroup;
+    if (!placement) return;
+    if (signal === 9) return killCgroups(placement);
+    const procs = () => new Set(placement.dirs.flatMap((d) => cgroupPids(d)));
+    const step = async (what: string, f: () => Promise<void>) => {
+      try {
+        await f();
+      } catch (e) {
+        throw new TsrunError(`kill --all ${id}: ${what} ${placement.dirs[0]}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    };
+    const freezing = canFreeze(placement) && !isFrozen(placement);
+    if (freezing) await step('freeze', () => freeze(placement));
     const pinned = new Map<number, number>();
     try {
       for (const pid of procs()) {
@@ -39,8 +52,8 @@ export async function killAll(id: string, signal: number, root?: string) {
       }
     } finally {
       for (const fd of pinned.values()) fs.closeSync(fd);
+      if (freezing) await step('thaw', () => thaw(placement));
     }
-    if (signal === 9 && rec.cgroup && isFrozen(rec.cgroup)) await thaw(rec.cgroup);
   });
 }
 

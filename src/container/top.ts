@@ -6,6 +6,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { Registry } from './registry';
 import { statusOf } from './store';
+import { cgroupPids } from '../cgroup/placement';
 
 export interface ProcessRow {
   uid: number;
@@ -34,20 +35,21 @@ function users(): Map<number, string> {
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
-export function containerPids(registry: Registry, id: string): number[] {
+/**
+ * The pids of a container's cgroup and those below it. A stopped container
+ * is refused unless `stopped` (runc's ps lists what its cgroup still holds).
+ */
+export function containerPids(registry: Registry, id: string, opts: { stopped?: boolean } = {}): number[] {
   const rt = registry.runtimeRecord(id);
   if (!rt) throw new TsrunError(`container ${id.slice(0, 12)} is not running`);
   const st = statusOf(registry.runtime, rt);
-  if (st !== 'running' && st !== 'paused' && st !== 'created') throw new TsrunError(`container ${id.slice(0, 12)} is not running (it is ${st})`);
+  const live = st === 'running' || st === 'paused' || st === 'created';
+  if (!live && !opts.stopped) throw new TsrunError(`container ${id.slice(0, 12)} is not running (it is ${st})`);
   for (const dir of rt.cgroup?.dirs ?? []) {
-    try {
-      const pids = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-      if (pids.length) return pids.sort((a, b) => a - b);
-    } catch {
-      /* not this hierarchy */
-    }
+    const pids = cgroupPids(dir);
+    if (pids.length) return [...new Set(pids)].sort((a, b) => a - b);
   }
-  return [rt.pid];
+  return live ? [rt.pid] : [];
 }
 
 export function topContainer(registry: Registry, id: string): ProcessRow[] {
