@@ -182,8 +182,9 @@ t.test('a process the container moved into a cgroup below its own is still its o
   t.notOk(alive(moved), 'kill --all TERM reached it');
   t.equal(tsrun(['kill', '--all', id, 'KILL'], { root }).status, 0);
   await until(() => !alive(pid), 'pid 1 to die');
-  for (const d of subs) fs.rmdirSync(d);
   t.equal(tsrun(['delete', id], { root }).status, 0);
+  t.same(subs.filter((d) => fs.existsSync(d)), [], 'delete removed the cgroups below the container\'s too');
+  t.same(subs.map((d) => path.dirname(d)).filter((d) => fs.existsSync(d)), [], 'and the container\'s own');
 });
 
 t.test('features: the document, and the runtime does what it says', { skip: needsRoot }, async (t) => {

@@ -256,14 +256,28 @@ export function oomKills(placement: CgroupPlacement): number {
   return kills;
 }
 
+/** The cgroup directories below dir, at any depth. */
+function cgroupsBelow(dir: string): string[] {
+  const out: string[] = [];
+  for (const stack = [dir]; stack.length; ) {
+    const d = stack.pop()!;
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      /* gone */
+    }
+    for (const e of entries) if (e.isDirectory()) (out.push(path.join(d, e.name)), stack.push(path.join(d, e.name)));
+  }
+  return out;
+}
+
 /** The processes of a cgroup and of every cgroup below it (a container may make its own). */
 export function cgroupPids(dir: string): number[] {
   const out: number[] = [];
-  for (const stack = [dir]; stack.length; ) {
-    const d = stack.pop()!;
+  for (const d of [dir, ...cgroupsBelow(dir)]) {
     try {
       for (const line of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (line) out.push(Number(line));
-      for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) stack.push(path.join(d, e.name));
     } catch {
       /* gone, or not a cgroup */
     }
@@ -306,8 +320,10 @@ export async function killCgroups(placement: CgroupPlacement) {
  * that is waited for, and reported if it lasts, never left behind silently.
  */
 export async function removeCgroups(placement: CgroupPlacement) {
-  const own = new Set(placement.dirs);
-  for (const dir of [...new Set(placement.created)].sort((a, b) => b.length - a.length)) {
+  // Cgroups the container made below its own go first, as runc removes them.
+  const below = placement.dirs.flatMap(cgroupsBelow);
+  const own = new Set([...placement.dirs, ...below]);
+  for (const dir of [...new Set([...placement.created, ...below])].sort((a, b) => b.length - a.length)) {
     for (let attempt = 0; ; attempt++) {
       try {
         fs.rmdirSync(dir);
