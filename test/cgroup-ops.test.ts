@@ -1,6 +1,6 @@
 // Operations on a live container's cgroups: pause and resume, update,
 // stats, events (OOM kills), and what delete --force leaves (nothing).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -71,6 +71,29 @@ t.test('update changes a live limit; stats reports usage', { skip: needsRoot }, 
   t.match(s, { id: JSON.parse(ts(['inspect', name]).stdout)[0].Id, name, memory: { limit: 100 * 1024 * 1024 }, pids: { limit: 7 } });
   t.ok(s.memory.usage > 0 && s.pids.current >= 1 && s.cpuNanos > 0, 'usage is counted');
   t.match(ts(['update', name]).stderr, /give at least one limit/);
+
+  // runc's form, as containerd's shim calls it: linux.resources as JSON on stdin, or in a file.
+  const viaStdin = spawnSync(process.execPath, [CLI, '--root', root, '--storage', storage, 'update', '--resources', '-', name], { input: JSON.stringify({ pids: { limit: 9 }, memory: { limit: 80 * 1024 * 1024 } }), encoding: 'utf8' });
+  t.equal(viaStdin.status, 0, viaStdin.stderr);
+  t.ok(await eventually(() => seen() === '9'), 'the container sees the limit given on stdin');
+  const file = path.join(shared, `${name}-resources.json`);
+  fs.writeFileSync(file, JSON.stringify({ pids: { limit: 11 } }));
+  t.equal(ts(['update', '-r', file, '--memory', '90m', name]).status, 0);
+  t.ok(await eventually(() => seen() === '11'), 'and the one in a file');
+  t.match(JSON.parse(ts(['stats', '--no-stream', '--format', 'json', name]).stdout)[0], { memory: { limit: 90 * 1024 * 1024 }, pids: { limit: 11 } }, 'a flag beside the file is applied too');
+  for (const [doc, err] of [
+    ['{"devices":[{"allow":true,"access":"rwm"}]}', /devices cannot be changed on a running container/],
+    ['{"memory":{"kernel":1}}', /memory\.kernel cannot be changed/],
+    ['[1]', /must be a JSON object/],
+    ['{"pids":', /not valid JSON/],
+  ] as const) {
+    fs.writeFileSync(file, doc);
+    const r = ts(['update', '-r', file, name]);
+    t.equal(r.status, 125, doc);
+    t.match(r.stderr, err, doc);
+    t.equal(r.stderr.split('\n').length, 2, `${doc}: one line`);
+  }
+  t.ok(await eventually(() => seen() === '11'), 'a refused document changed nothing');
   t.equal(ts(['kill', name, 'KILL']).status, 0);
   await exited(c);
 });

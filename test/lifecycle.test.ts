@@ -28,7 +28,8 @@ t.test('create, start, state, kill, delete, with the refusals of the spec', { sk
   const created = tsrun(['create', '--bundle', bundle, '--pid-file', pidFile, id], { root });
   t.equal(created.status, 0, created.stderr);
   const s1 = state(id);
-  t.match(s1, { ociVersion: /^1\./, id, status: 'created', bundle, pid: Number(fs.readFileSync(pidFile, 'utf8')) });
+  t.match(s1, { ociVersion: /^1\./, id, status: 'created', bundle, pid: Number(fs.readFileSync(pidFile, 'utf8')), rootfs: path.resolve(bundle, JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')).root.path), owner: 'root' });
+  t.ok(Math.abs(Date.parse(s1.created) - Date.now()) < 60_000, `created is a time (${s1.created}), as runc's state has it`);
   t.ok(alive(s1.pid), 'the created process exists and waits');
   t.equal(fs.readFileSync(`/proc/${s1.pid}/cmdline`, 'utf8').split('\0')[0], process.execPath, 'it has not exec\'d its command yet');
 

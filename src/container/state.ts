@@ -2,14 +2,16 @@
 // the live process.
 import { ociState, Store, statusOf, type OciState } from './store';
 
-export function containerState(id: string, root?: string): OciState {
-  const store = new Store(root);
-  return ociState(store, store.read(id));
-}
-
 export interface ListEntry extends OciState {
   created: string;
   owner: string;
+}
+
+/** The runtime-spec state, with what runc's `state` adds (rootfs, created, owner). */
+export function containerState(id: string, root?: string): OciState & { rootfs: string; created: string; owner: string } {
+  const store = new Store(root);
+  const rec = store.read(id);
+  return { ...ociState(store, rec), rootfs: rec.rootfs, created: rec.created, owner: rec.owner };
 }
 
 export function listContainers(root?: string): ListEntry[] {
