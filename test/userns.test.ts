@@ -71,6 +71,16 @@ t.test('--uidmap: root inside is an unprivileged id outside', { skip: needsRoot 
   t.equal(ts(['rm', 'ns1']).status, 0);
 });
 
+t.test('with a user and a cgroup namespace of its own, /sys/fs/cgroup is a fresh mount rooted at the container\'s cgroup, not the host\'s tree', { skip: needsRoot }, async (t) => {
+  const r = ts(['run', '--rm', '--uidmap', '0:100000:65536', 'busybox', 'sh', '-c', 'grep " /sys/fs/cgroup" /proc/self/mountinfo | cut -d" " -f4,5 | sort -u; ls /sys/fs/cgroup/pids 2>/dev/null || ls /sys/fs/cgroup']);
+  t.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  const mounts = lines.filter((l) => l.startsWith('/'));
+  t.ok(mounts.length > 0, `cgroup mounts inside: ${mounts.join(', ')}`);
+  t.ok(mounts.every((l) => l.split(' ')[0] === '/'), 'each is the root of its hierarchy in the namespace: the container\'s own cgroup');
+  t.notOk(lines.includes('tsrun'), 'the host\'s cgroups (tsrun\'s parent among them) are not there');
+});
+
 t.test('exec joins the container\'s user namespace', { skip: needsRoot }, async (t) => {
   let r = ts(['run', '-d', '--name', 'ns2', '--uidmap', '0:300000:70000', '--gidmap', '0:400000:70000', 'busybox', 'sleep', '60']);
   t.equal(r.status, 0, r.stderr);

@@ -355,7 +355,7 @@ function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptio
     ];
   }
   const type = m.type!;
-  if (type === 'cgroup' || type === 'cgroup2') return !newCgroupNs && opts.cgroupPath ? ownCgroupSteps(dest, opt, host, opts.cgroupPath, postPivot) : cgroupMountSteps(m, dest, opt, host, newUser, postPivot);
+  if (type === 'cgroup' || type === 'cgroup2') return !newCgroupNs && opts.cgroupPath ? ownCgroupSteps(dest, opt, host, opts.cgroupPath, postPivot) : cgroupMountSteps(m, dest, opt, host, newUser && !newCgroupNs, postPivot);
   const why = FILESYSTEM_WHY[type] ?? `a ${type} filesystem (mount(2))`;
   const flags = opt.flags & ~(MS.BIND | MS.REC);
   return [step(Op.MOUNT, `mount ${type} on ${dest}${m.options?.length ? ` (${m.options.join(',')})` : ''}`, why, { s: [m.source ?? type, dest, type, opt.data || null], n: [flags, 1, 1, 0, opt.propagation] })];
@@ -395,11 +395,16 @@ function v1CgroupSteps(dest: string, opt: ReturnType<typeof parseMountOptions>, 
   return steps;
 }
 
-function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, newUser: boolean, postPivot: PlanStep[]): PlanStep[] {
+/**
+ * A fresh cgroup mount. In a cgroup namespace (a user namespace's own, too)
+ * its root is the container's cgroup; only a user namespace without a cgroup
+ * namespace may not mount one, and gets the host's tree bound.
+ */
+function cgroupMountSteps(m: Mount, dest: string, opt: ReturnType<typeof parseMountOptions>, host: HostFacts, userNsWithoutCgroupNs: boolean, postPivot: PlanStep[]): PlanStep[] {
   const ro = (opt.flags & MS.RDONLY) !== 0;
   const flags = opt.flags & ~(MS.BIND | MS.REC);
   const unified = host.cgroups.find((c) => c.fstype === 'cgroup2' && c.mountPoint === '/sys/fs/cgroup');
-  if (newUser) {
+  if (userNsWithoutCgroupNs) {
     // cgroup filesystems cannot be mounted fresh from a user namespace without a cgroup namespace of its own.
     return [step(Op.MOUNT, `bind host /sys/fs/cgroup on ${dest}`, 'a user namespace may not mount cgroupfs; the host tree is bound instead', { s: ['/sys/fs/cgroup', dest, null, null], n: [MS.BIND | MS.REC, 1, 1, ro ? MS.RDONLY : 0, 0] })];
   }
