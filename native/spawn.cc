@@ -302,6 +302,9 @@ int remount(const char *target, unsigned long flags) {
   if (errno != EPERM) return -1;
   long locked = locked_flags(target);
   if (locked < 0) return -1;
+  // A mount locked read-only stays so (runc keeps MS_RDONLY on this retry too).
+  struct statfs st;
+  if (statfs(target, &st) == 0 && (st.f_flags & ST_RDONLY)) flags |= MS_RDONLY;
   return mount(nullptr, target, nullptr, flags | static_cast<unsigned long>(locked), nullptr);
 }
 

@@ -397,8 +397,9 @@ t.test('a download cut part way resumes where it stopped: in the same pull, and 
   const pruned = newStore();
   t.equal(ts(pruned, ['pull', `127.0.0.1:${gone.port}/big/img:1`]).status, 125);
   await gone.close();
-  t.equal(fs.readdirSync(path.join(pruned, 'ingest')).length, 1, 'a part kept');
-  t.match(ts(pruned, ['image', 'prune']).stdout, /and 1 stale temporary/);
+  const parts = fs.readdirSync(path.join(pruned, 'ingest')).length;
+  t.ok(parts >= 1, `parts kept (${parts})`);
+  t.match(ts(pruned, ['image', 'prune']).stdout, new RegExp(`and ${parts} stale temporar`));
   t.same(fs.readdirSync(path.join(pruned, 'ingest')), [], 'image prune removed it');
 
   // On a terminal: Docker's bars, a line per layer redrawn in place.

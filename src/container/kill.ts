@@ -31,9 +31,9 @@ export async function killAll(id: string, signal: number, root?: string) {
       }
     };
     const freezing = canFreeze(placement) && !isFrozen(placement);
-    if (freezing) await step('freeze', () => freeze(placement));
     const pinned = new Map<number, number>();
     try {
+      if (freezing) await step('freeze', () => freeze(placement));
       for (const pid of procs()) {
         try {
           pinned.set(pid, native().pidfdOpen(pid));

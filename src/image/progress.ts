@@ -53,6 +53,7 @@ export function board(stream: NodeJS.WriteStream = process.stderr): Board {
   }
   let drawn = 0;
   let last = 0;
+  let closed = false;
   const draw = () => {
     last = Date.now();
     let out = drawn ? `\x1b[${drawn}A` : '';
@@ -62,17 +63,21 @@ export function board(stream: NodeJS.WriteStream = process.stderr): Board {
   };
   return {
     set(key, text, final) {
+      // A worker that ends after the board did must not draw over the lines printed since.
+      if (closed) return;
       const fresh = !lines.has(key);
       lines.set(key, text);
       if (fresh || final || Date.now() - last >= 100) draw();
     },
     note(line) {
+      if (closed) return void stream.write(`${line}\n`);
       stream.write(`${drawn ? `\x1b[${drawn}A` : ''}\r\x1b[K${line}\n`);
       drawn = 0;
       draw();
     },
     done() {
-      if (lines.size) draw();
+      if (lines.size && !closed) draw();
+      closed = true;
     },
   };
 }

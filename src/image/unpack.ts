@@ -607,8 +607,11 @@ export async function unpackStream(source: AsyncIterable<Buffer>, dest: string, 
   const tapCompressed = new HashTap(opts.onProgress);
   const tapPlain = new HashTap();
   const extract = tarStream().extract();
+  let whole: Readable | undefined;
   try {
-    const { head, whole } = await sniff(source);
+    const sniffed = await sniff(source);
+    whole = sniffed.whole;
+    const head = sniffed.head;
     compression = detectCompression(head);
     const flow = pipeline(whole, tapCompressed, decompressor(compression), tapPlain, extract);
     const consume = (async () => {
@@ -619,6 +622,8 @@ export async function unpackStream(source: AsyncIterable<Buffer>, dest: string, 
     await Promise.all([flow, consume]);
     writer.finish();
   } catch (e) {
+    // The source ends with the unpack, whatever stopped it (its download, too).
+    whole?.destroy();
     native().removeTree(dest);
     if (e instanceof TsrunError) throw e;
     const why = e instanceof Refused ? `refused: ${e.message}` : (e as NodeJS.ErrnoException).code ? `${(e as Error).message}` : `corrupt or truncated ${compression === 'none' ? 'tar' : compression} stream: ${(e as Error).message}`;

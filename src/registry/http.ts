@@ -114,12 +114,14 @@ export class RegistryClient {
   }
 
   /** One request, no auth, no redirects. */
-  private raw(method: string, url: string, headers: Record<string, string>, body?: Buffer | NodeJS.ReadableStream, length?: number): Promise<Response> {
+  private raw(method: string, url: string, headers: Record<string, string>, body?: Buffer | NodeJS.ReadableStream, length?: number, signal?: AbortSignal): Promise<Response> {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? httpsMod() : httpMod();
-    const opts: Https.RequestOptions = { method, headers: { 'User-Agent': 'tsrun', ...headers, ...(length !== undefined ? { 'Content-Length': String(length) } : {}) }, ...(u.protocol === 'https:' && u.host === this.endpoint.location ? this.tlsOptions() : {}) };
+    const opts: Https.RequestOptions = { method, signal, headers: { 'User-Agent': 'tsrun', ...headers, ...(length !== undefined ? { 'Content-Length': String(length) } : {}) }, ...(u.protocol === 'https:' && u.host === this.endpoint.location ? this.tlsOptions() : {}) };
     return new Promise((resolve, reject) => {
       const req = mod.request(u, opts, (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }));
+      // A registry gone silent (no reset, no bytes) is a broken connection too: a pull then asks for the rest.
+      req.setTimeout(IDLE_MS, () => req.destroy(Object.assign(new Error(`no data for ${IDLE_MS / 1000} s`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       if (body === undefined) req.end();
       else if (Buffer.isBuffer(body)) req.end(body);
@@ -176,7 +178,7 @@ export class RegistryClient {
    * redirects (the Authorization header goes to the registry only), and
    * retries 5xx answers and broken connections with back-off.
    */
-  async request(method: string, pathOrUrl: string, opts: { scope: string; headers?: Record<string, string>; body?: () => Buffer | NodeJS.ReadableStream; length?: number; retries?: number } = { scope: '' }): Promise<Response> {
+  async request(method: string, pathOrUrl: string, opts: { scope: string; headers?: Record<string, string>; body?: () => Buffer | NodeJS.ReadableStream; length?: number; retries?: number; signal?: AbortSignal } = { scope: '' }): Promise<Response> {
     const base = await this.base();
     let url = pathOrUrl.startsWith('http') ? pathOrUrl : `${base}${pathOrUrl}`;
     let answered = false;
@@ -185,7 +187,7 @@ export class RegistryClient {
       const auth = own ? this.authFor(opts.scope) : undefined;
       let r: Response;
       try {
-        r = await this.raw(method, url, { ...opts.headers, ...(auth ? { Authorization: auth } : {}) }, opts.body?.(), opts.length);
+        r = await this.raw(method, url, { ...opts.headers, ...(auth ? { Authorization: auth } : {}) }, opts.body?.(), opts.length, opts.signal);
       } catch (e) {
         if (attempt++ < (opts.retries ?? 3) && retryable(e)) {
           await sleep(200 * 2 ** attempt);
@@ -223,6 +225,9 @@ export class RegistryClient {
     }
   }
 }
+
+/** How long a connection may stay silent (TSRUN_REGISTRY_IDLE_TIMEOUT seconds, default 60). */
+const IDLE_MS = (Number(process.env.TSRUN_REGISTRY_IDLE_TIMEOUT) || 60) * 1000;
 
 const retryable = (e: unknown) => ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN'].includes((e as NodeJS.ErrnoException).code ?? '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

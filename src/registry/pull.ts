@@ -184,45 +184,42 @@ export class Repository {
     const file = store.ingestPath(desc.digest);
     const what = `pull ${this.name}: blob ${desc.digest}`;
     const hash = crypto().createHash('sha256');
-    let have = 0;
-    try {
-      have = fs.lstatSync(file).size;
-      if (have > desc.size) fs.truncateSync(file, (have = 0));
-    } catch {
-      /* nothing left by an earlier pull */
-    }
-    if (have > 0) {
-      for await (const chunk of fs.createReadStream(file, { end: have - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-        hash.update(chunk);
-        yield chunk;
-      }
-      onBytes?.(have);
-    }
-    const ingest = new Appender(fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600));
+    const ingest = openIngest(file, desc.size);
+    let have = ingest.size;
     let body: NodeJS.ReadableStream | undefined;
     // A consumer that gave up (a refused entry) may do so while this waits for bytes that never come.
     const cancel = () => (body as unknown as { destroy?(): void } | undefined)?.destroy?.();
     stop?.addEventListener('abort', cancel);
     try {
+      // What an earlier pull left: hashed and passed on again, then only the rest is asked for.
+      if (have > 0) {
+        for await (const chunk of fs.createReadStream('', { fd: ingest.fd, start: 0, end: have - 1, autoClose: false, highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+          hash.update(chunk);
+          yield chunk;
+        }
+        onBytes?.(have);
+      }
       for (let breaks = 0; have < desc.size && !stop?.aborted; ) {
-        const r = await this.client.request('GET', `/v2/${this.path}/blobs/${desc.digest}`, { scope: this.scope('pull'), headers: have ? { Range: `bytes=${have}-` } : undefined });
+        const r = await this.client.request('GET', `/v2/${this.path}/blobs/${desc.digest}`, { scope: this.scope('pull'), headers: have ? { Range: `bytes=${have}-` } : undefined, signal: stop });
         body = r.body;
         if (stop?.aborted) break;
         // A registry that ignores the range sends the whole blob: what is here already is skipped.
         let skip = 0;
         if (have && r.status === 206) {
           const range = String(r.headers['content-range'] ?? '');
-          if (Number(/^bytes (\d+)-/.exec(range)?.[1]) !== have) throw new TsrunError(`${what}: asked for bytes ${have}- the registry sent ${range || 'no Content-Range'}`);
+          const m = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(range);
+          if (!m || Number(m[1]) !== have || (m[2] !== '*' && Number(m[2]) !== desc.size)) throw new DropPart(`${what}: asked for bytes ${have}- of ${desc.size}, the registry sent ${range || 'no Content-Range'}; the part received is dropped, pull again to start over`);
         } else if (r.status === 200) skip = have;
+        else if (have && r.status === 416) throw new DropPart(`${what}: the registry refused the range ${have}- (416); the part received is dropped, pull again to start over`);
         else throw await registryError(r, what);
         try {
           for await (const got of r.body as AsyncIterable<Buffer>) {
             const chunk = skip ? got.subarray(Math.min(skip, got.length)) : got;
             skip -= got.length - chunk.length;
             if (!chunk.length) continue;
-            if (have + chunk.length > desc.size) throw new Corrupt(`${what} is longer than the ${desc.size} bytes its descriptor says`);
+            if (have + chunk.length > desc.size) throw new DropPart(`${what} is longer than the ${desc.size} bytes its descriptor says`);
+            await ingest.write(chunk, have);
             hash.update(chunk);
-            await ingest.write(chunk);
             have += chunk.length;
             onBytes?.(have);
             yield chunk;
@@ -235,11 +232,12 @@ export class Repository {
           await new Promise((res) => setTimeout(res, 200 * 2 ** breaks));
         }
       }
+      if (stop?.aborted) throw new TsrunError(`${what}: stopped`);
       await ingest.flush();
       const digest = `sha256:${hash.digest('hex')}`;
-      if (digest !== desc.digest) throw new Corrupt(`${what} does not match its content (sha256 is ${digest}); nothing of it is kept`);
+      if (digest !== desc.digest) throw new DropPart(`${what} does not match its content (sha256 is ${digest}); nothing of it is kept`);
     } catch (e) {
-      if (e instanceof Corrupt) fs.rmSync(file, { force: true });
+      if (e instanceof DropPart) fs.rmSync(file, { force: true });
       throw e;
     } finally {
       stop?.removeEventListener('abort', cancel);
@@ -249,36 +247,60 @@ export class Repository {
   }
 
   /** A blob whole into the store (the caller holds its lock). */
-  async fetch(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void): Promise<void> {
-    for await (const _ of this.blob(store, desc, onBytes)) void _;
+  async fetch(store: ImageStore, desc: Descriptor, onBytes?: (n: number) => void, stop?: AbortSignal): Promise<void> {
+    for await (const _ of this.blob(store, desc, onBytes, stop)) void _;
     store.adoptBlob(store.ingestPath(desc.digest), desc.digest);
   }
 }
 
 /**
- * Appends to a file off the event loop (libuv's threads), in order, a few
- * MiB ahead at most: the download and the unpack go on while the disk
- * takes the blob's copy.
+ * The ingest file of a blob, opened once (never through a link): what an
+ * earlier pull left in it, or a fresh one where that is no regular file or
+ * is longer than the blob.
+ */
+function openIngest(file: string, size: number): Appender {
+  const open = () => fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  let fd: number;
+  try {
+    fd = open();
+  } catch {
+    // A link or a directory where the part should be: not ours, and not kept.
+    fs.rmSync(file, { recursive: true, force: true });
+    fd = open();
+  }
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
+    fs.closeSync(fd);
+    fs.rmSync(file, { recursive: true, force: true });
+    fd = open();
+  } else if (st.size > size) fs.ftruncateSync(fd, 0);
+  return new Appender(fd, Math.min(fs.fstatSync(fd).size, size));
+}
+
+/**
+ * Writes a download into its file off the event loop (libuv's threads), in
+ * order, a few MiB ahead at most: the download and the unpack go on while
+ * the disk takes the blob's copy. A failed or short write ends the
+ * download and drops the part.
  */
 class Appender {
   private queued = 0;
   private last: Promise<void> = Promise.resolve();
   private failed?: Error;
-  constructor(private readonly fd: number) {}
+  constructor(
+    readonly fd: number,
+    readonly size: number,
+  ) {}
 
   /** Resolves at once unless too much waits for the disk. */
-  async write(chunk: Buffer): Promise<void> {
+  async write(chunk: Buffer, position: number): Promise<void> {
     if (this.failed) throw this.failed;
     this.queued += chunk.length;
-    this.last = this.last.then(
-      () =>
-        new Promise<void>((resolve) =>
-          fs.write(this.fd, chunk, (err) => {
-            this.queued -= chunk.length;
-            if (err) this.failed ??= err;
-            resolve();
-          }),
-        ),
+    this.last = this.last.then(() =>
+      writeAt(this.fd, chunk, position).then(
+        () => void (this.queued -= chunk.length),
+        (e: NodeJS.ErrnoException) => void (this.failed ??= new DropPart(`write the blob's copy: ${e.code ?? e.message}`)),
+      ),
     );
     if (this.queued > APPEND_AHEAD) await this.flush();
   }
@@ -294,10 +316,21 @@ class Appender {
   }
 }
 
+/** pwrite of all of chunk, going on after a short write (a full disk then reports ENOSPC). */
+function writeAt(fd: number, chunk: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, chunk, 0, chunk.length, position, (err, n) => {
+      if (err) return reject(err);
+      if (n < chunk.length) return writeAt(fd, chunk.subarray(n), position + n).then(resolve, reject);
+      resolve();
+    }),
+  );
+}
+
 const APPEND_AHEAD = 8 << 20;
 
-/** Bytes that are not the blob the descriptor names: the partial file goes too. */
-class Corrupt extends TsrunError {}
+/** A download whose part must not be kept for a resume: bytes that are not the blob, or a copy the disk did not take. */
+class DropPart extends TsrunError {}
 
 /** How many times one pull asks again for the rest of a blob whose connection broke. */
 const RESUMES = 3;
@@ -329,62 +362,73 @@ async function pullFrom(store: ImageStore, repo: Repository, ref: ImageRef, opts
   // The config: small, read whole, checked.
   if (!store.hasBlob(manifest.config.digest)) {
     if (manifest.config.size > MAX_JSON_BLOB_BYTES) throw new TsrunError(`pull ${repo.name}: config ${manifest.config.digest} is ${manifest.config.size} bytes, more than a config may have`);
-    await store.lockedAsync(`locks/blob-${manifest.config.digest.slice(7)}`, () => repo.fetch(store, manifest.config));
+    await store.lockedAsync(`locks/blob-${manifest.config.digest.slice(7)}`, async () => {
+      if (!store.hasBlob(manifest.config.digest)) await repo.fetch(store, manifest.config);
+    });
   }
   const diffIDs = diffIDsOf(store, manifest, repo.name);
   const shown = opts.progress ?? lineBoard(opts.log);
   // Layers, a few at once; each behind a lock of its own, so two pulls
-  // download it once; each unpacked as it arrives.
+  // download it once; each unpacked as it arrives. The first failure stops
+  // the others, and the pull ends when all have.
+  const halt = new AbortController();
   const todo = manifest.layers.map((desc, i) => ({ desc, diffID: diffIDs[i] }));
   for (const { desc } of todo) shown.set(short(desc), store.hasBlob(desc.digest) ? 'Already exists' : 'Waiting');
-  const worker = async () => {
-    for (let next = todo.shift(); next; next = todo.shift()) {
-      const { desc, diffID } = next;
-      const key = short(desc);
-      if (store.hasBlob(desc.digest)) {
-        shown.set(key, 'Already exists', true);
-        continue;
+  const layer = async (desc: Descriptor, diffID: string) => {
+    const key = short(desc);
+    if (store.hasBlob(desc.digest) || halt.signal.aborted) return store.hasBlob(desc.digest) && shown.set(key, 'Already exists', true);
+    const started = Date.now();
+    const onBytes = (n: number) => shown.set(key, `Downloading ${bar(n, desc.size)}`);
+    if (store.hasLayer(diffID)) return repo.fetch(store, desc, onBytes, halt.signal).then(() => shown.set(key, 'Pull complete', true));
+    // A layer that would not unpack is not kept for a resume; what a broken connection brought is.
+    let downloadFailed = false;
+    let downloaded = false;
+    const stop = new AbortController();
+    const stopAll = () => stop.abort();
+    halt.signal.addEventListener('abort', stopAll);
+    const source = (async function* () {
+      try {
+        yield* repo.blob(store, desc, onBytes, stop.signal);
+        downloaded = true;
+      } catch (e) {
+        downloadFailed = true;
+        throw e;
       }
-      await store.lockedAsync(`locks/blob-${desc.digest.slice(7)}`, async () => {
-        if (store.hasBlob(desc.digest)) return shown.set(key, 'Already exists', true);
-        const started = Date.now();
-        const onBytes = (n: number) => shown.set(key, `Downloading ${bar(n, desc.size)}`);
-        if (store.hasLayer(diffID)) await repo.fetch(store, desc, onBytes);
-        else {
-          // A layer that would not unpack is not kept for a resume; what a broken connection brought is.
-          let downloadFailed = false;
-          let downloaded = false;
-          const stop = new AbortController();
-          const source = (async function* () {
-            try {
-              yield* repo.blob(store, desc, onBytes, stop.signal);
-              downloaded = true;
-            } catch (e) {
-              downloadFailed = true;
-              throw e;
-            }
-          })();
-          try {
-            await store.layerFrom(desc, diffID, source);
-            // A layer another pull unpacked meanwhile takes nothing from the source: the blob still comes whole.
-            for await (const _ of source) void _;
-          } catch (e) {
-            stop.abort();
-            if (!downloadFailed) fs.rmSync(store.ingestPath(desc.digest), { force: true });
-            throw e;
-          }
-          if (!downloaded) throw new TsrunError(`pull ${repo.name}: blob ${desc.digest}: the unpack ended before the blob did`);
-          store.adoptBlob(store.ingestPath(desc.digest), desc.digest);
-        }
-        shown.set(key, `Pull complete (${(desc.size / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s)`, true);
-      });
+    })();
+    try {
+      await store.layerFrom(desc, diffID, source);
+      // A layer another pull unpacked meanwhile takes nothing from the source: the blob still comes whole.
+      for await (const _ of source) void _;
+    } catch (e) {
+      const byDownload = downloadFailed;
+      stop.abort();
+      // The download ends (its file closed) before its part is judged: nothing writes to it after.
+      await source.return(undefined).catch(() => {});
+      if (!byDownload) fs.rmSync(store.ingestPath(desc.digest), { force: true });
+      throw e;
+    } finally {
+      halt.signal.removeEventListener('abort', stopAll);
+    }
+    if (!downloaded) throw new TsrunError(`pull ${repo.name}: blob ${desc.digest}: the unpack ended before the blob did`);
+    store.adoptBlob(store.ingestPath(desc.digest), desc.digest);
+    shown.set(key, `Pull complete (${(desc.size / 1e6).toFixed(1)} MB in ${((Date.now() - started) / 1000).toFixed(1)} s)`, true);
+  };
+  const worker = async () => {
+    for (let next = todo.shift(); next && !halt.signal.aborted; next = todo.shift()) {
+      const { desc, diffID } = next;
+      try {
+        if (store.hasBlob(desc.digest)) shown.set(short(desc), 'Already exists', true);
+        else await store.lockedAsync(`locks/blob-${desc.digest.slice(7)}`, () => layer(desc, diffID));
+      } catch (e) {
+        halt.abort();
+        throw e;
+      }
     }
   };
-  try {
-    await Promise.all(Array.from({ length: CONCURRENT_LAYERS }, worker));
-  } finally {
-    shown.done();
-  }
+  const ended = await Promise.allSettled(Array.from({ length: CONCURRENT_LAYERS }, worker));
+  shown.done();
+  const failed = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   store.writeBlob(chosen.bytes);
   const name = formatReference(ref);
   const record = store.addImage(chosen.digest, [name], { repoDigest: `${ref.repository}@${top.digest}` });
@@ -400,12 +444,7 @@ function lineBoard(log: ((line: string) => void) | undefined): Board {
 
 /** The config's diffIDs, one per layer of the manifest, so each layer can be unpacked (and checked) as it arrives. */
 function diffIDsOf(store: ImageStore, manifest: Manifest, name: string): string[] {
-  let ids: unknown;
-  try {
-    ids = (JSON.parse(fs.readFileSync(store.blobPath(manifest.config.digest), 'utf8')) as ImageConfig).rootfs?.diff_ids;
-  } catch {
-    throw new TsrunError(`pull ${name}: config ${manifest.config.digest} is not valid JSON`);
-  }
+  const ids: unknown = store.readJson<ImageConfig | null>(manifest.config.digest)?.rootfs?.diff_ids;
   if (!Array.isArray(ids) || ids.length !== manifest.layers.length || !ids.every((d) => typeof d === 'string' && /^sha256:[a-f0-9]{64}$/.test(d))) throw new TsrunError(`pull ${name}: config ${manifest.config.digest} does not give a sha256 diffID for each of the manifest's ${manifest.layers.length} layers`);
   return ids as string[];
 }

@@ -127,13 +127,22 @@ export async function pushImage(store: ImageStore, source: string, dest: string 
   const all = [...manifest.layers, manifest.config];
   const blobs: Pushed['blobs'] = all.map((d) => ({ digest: d.digest, how: 'present' }));
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    for (let i = next++; i < all.length; i = next++) {
-      blobs[i].how = await uploadBlob(store, repo, all[i], mountFrom);
+    for (let i = next++; i < all.length && !failed; i = next++) {
+      try {
+        blobs[i].how = await uploadBlob(store, repo, all[i], mountFrom);
+      } catch (e) {
+        // The first failure stops the others at their next blob; the push ends when all have.
+        failed = true;
+        throw e;
+      }
       opts.log?.(`${all[i].digest.slice(7, 19)}: ${blobs[i].how}`);
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENT_UPLOADS }, worker));
+  const ended = await Promise.allSettled(Array.from({ length: CONCURRENT_UPLOADS }, worker));
+  const first = ended.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (first) throw first.reason;
   const mediaType = manifest.mediaType ?? MEDIA.ociManifest;
   const put = await repo.client.request('PUT', `/v2/${repo.path}/manifests/${ref.tag ?? 'latest'}`, { scope: repo.scope('pull,push'), headers: { 'Content-Type': mediaType }, body: () => keep, length: keep.length });
   if (put.status !== 201) throw await registryError(put, `push ${repo.name}: manifest`);
