@@ -7,6 +7,7 @@
 #include "plan.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
@@ -308,6 +309,102 @@ int remount(const char *target, unsigned long flags) {
   return mount(nullptr, target, nullptr, flags | static_cast<unsigned long>(locked), nullptr);
 }
 
+// Copies the tree under dir fd `from` into dir fd `to` (tmpcopyup): files,
+// directories, symlinks and special files with their owners, modes and
+// times, never following a link of the source (the image's). Depth is
+// bounded: a hostile image's deep tree is an error, not a stack overflow.
+int copy_tree(int from, int to, int depth) {
+  if (depth > 128) {
+    errno = ELOOP;
+    return -1;
+  }
+  int dup = fcntl(from, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return -1;
+  DIR *dir = fdopendir(dup);
+  if (!dir) {
+    close(dup);
+    return -1;
+  }
+  int rc = 0;
+  for (struct dirent *e; rc == 0 && (errno = 0, e = readdir(dir)) != nullptr;) {
+    const char *name = e->d_name;
+    if (!strcmp(name, ".") || !strcmp(name, "..")) continue;
+    struct stat sb;
+    if (fstatat(from, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+      rc = -1;
+      break;
+    }
+    struct timespec times[2] = {sb.st_atim, sb.st_mtim};
+    mode_t type = sb.st_mode & S_IFMT;
+    if (type == S_IFDIR) {
+      int src = -1, dst = -1;
+      rc = (mkdirat(to, name, 0700) < 0 || (src = openat(from, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+            (dst = openat(to, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 || copy_tree(src, dst, depth + 1) < 0 ||
+            fchown(dst, sb.st_uid, sb.st_gid) < 0 || fchmod(dst, sb.st_mode & 07777) < 0 || futimens(dst, times) < 0)
+               ? -1
+               : 0;
+      int saved = errno;
+      if (src >= 0) close(src);
+      if (dst >= 0) close(dst);
+      errno = saved;
+    } else if (type == S_IFREG) {
+      int src = openat(from, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      int dst = src < 0 ? -1 : openat(to, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      rc = dst < 0 ? -1 : 0;
+      char buf[65536];
+      for (ssize_t n; rc == 0 && (n = read(src, buf, sizeof buf)) != 0;) {
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          rc = -1;
+          break;
+        }
+        for (ssize_t off = 0; off < n;) {
+          ssize_t w = write(dst, buf + off, static_cast<size_t>(n - off));
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) {
+            rc = -1;
+            break;
+          }
+          off += w;
+        }
+      }
+      if (rc == 0 && (fchown(dst, sb.st_uid, sb.st_gid) < 0 || fchmod(dst, sb.st_mode & 07777) < 0 || futimens(dst, times) < 0)) rc = -1;
+      int saved = errno;
+      if (src >= 0) close(src);
+      if (dst >= 0) close(dst);
+      errno = saved;
+    } else if (type == S_IFLNK) {
+      char link[4096];
+      ssize_t n = readlinkat(from, name, link, sizeof link - 1);
+      if (n < 0) {
+        rc = -1;
+        break;
+      }
+      link[n] = '\0';
+      rc = (symlinkat(link, to, name) < 0 || fchownat(to, name, sb.st_uid, sb.st_gid, AT_SYMLINK_NOFOLLOW) < 0 || utimensat(to, name, times, AT_SYMLINK_NOFOLLOW) < 0) ? -1 : 0;
+    } else {
+      // fifos, sockets, device nodes: made again as they are (the device cgroup still decides who opens one).
+      rc = (mknodat(to, name, sb.st_mode, sb.st_rdev) < 0 || fchownat(to, name, sb.st_uid, sb.st_gid, AT_SYMLINK_NOFOLLOW) < 0 || fchmodat(to, name, sb.st_mode & 07777, 0) < 0 ||
+            utimensat(to, name, times, AT_SYMLINK_NOFOLLOW) < 0)
+               ? -1
+               : 0;
+    }
+  }
+  if (rc == 0 && errno != 0) rc = -1;
+  int saved = errno;
+  closedir(dir);
+  errno = saved;
+  return rc;
+}
+
+int open_dir_in_root(const char *path) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(syscall(SYS_openat2, root_fd_, path, &how, sizeof how));
+}
+
 int do_mount(const Step &st) {
   const char *source = st.s[0];
   const char *target = st.s[1];
@@ -315,7 +412,9 @@ int do_mount(const Step &st) {
   const char *data = st.s[3];
   unsigned long flags = static_cast<unsigned long>(st.n[0]);
   bool in_root = st.n[1] != 0;
-  int create = static_cast<int>(st.n[2]);
+  // n2: 0 nothing, 1 a directory, 2 a file is made at the target; 4 added: tmpcopyup.
+  bool copy_up = (st.n[2] & 4) != 0 && in_root;
+  int create = static_cast<int>(st.n[2] & 3);
   unsigned long remount_flags = static_cast<unsigned long>(st.n[3]);
   unsigned long propagation = static_cast<unsigned long>(st.n[4]);
   char fdpath[64];
@@ -330,17 +429,35 @@ int do_mount(const Step &st) {
 
   const char *where = target;
   int tfd = -1;
+  // tmpcopyup: the directory's content, still reachable through this fd once the tmpfs hides it.
+  int below = copy_up ? open_dir_in_root(target) : -1;
+  if (copy_up && below < 0) return -1;
   if (in_root) {
     tfd = open_in_root(target, 0);
-    if (tfd < 0) return -1;
+    if (tfd < 0) {
+      if (below >= 0) close(below);
+      return -1;
+    }
     where = fmt_fd_path(fdpath, tfd);
   }
   int r = mount(source, where, fstype, flags, data);
   int e = errno;
   if (tfd >= 0) close(tfd);
   if (r < 0) {
+    if (below >= 0) close(below);
     errno = e;
     return -1;
+  }
+  if (copy_up) {
+    int above = open_dir_in_root(target);
+    r = above < 0 ? -1 : copy_tree(below, above, 0);
+    e = errno;
+    if (above >= 0) close(above);
+    close(below);
+    if (r < 0) {
+      errno = e;
+      return -1;
+    }
   }
   if (!remount_flags && !propagation) return 0;
   // The fd above names the directory under the new mount; resolve again to reach the mount itself.

@@ -194,7 +194,8 @@ t.test('the exec fifo or the sync socket holds the container', async (t) => {
 });
 
 t.test('mount options and device numbers', async (t) => {
-  t.same(parseMountOptions(['ro', 'rw', 'nosuid', 'mode=755', 'rshared', 'tmpcopyup']), { flags: MS.NOSUID, propagation: MS.SHARED | MS.REC, data: 'mode=755' });
+  t.same(parseMountOptions(['ro', 'rw', 'nosuid', 'mode=755', 'rshared', 'tmpcopyup']), { flags: MS.NOSUID, propagation: MS.SHARED | MS.REC, data: 'mode=755', copyUp: true });
+  t.same(parseMountOptions(['tmpcopyup', 'notmpcopyup']), { flags: 0, propagation: 0, data: '' }, 'the last word wins');
   t.equal(makedev(1, 3), 0x103);
   t.equal(makedev(136, 300), 0x10882c, 'as glibc makedev(3)');
 });

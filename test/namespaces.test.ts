@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { capabilityNames } from '../src/process/capabilities';
-import { makeBundle, needsRoot, removeBundle, removeRootfs, runIn, spawnTsrun, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
+import { busyboxRootfs, makeBundle, needsRoot, removeBundle, removeRootfs, runIn, spawnTsrun, stateRoot, TEST_BASE, testSpec, tsrun, uniqueId } from './helpers';
 
 const root = stateRoot('namespaces');
 t.teardown(removeRootfs);
@@ -215,6 +215,27 @@ t.test('bind mounts: ro, rw, and noexec take effect; the host sees rw writes', {
 });
 
 const rootMountLine = `awk '$5 == "/"' /proc/self/mountinfo`;
+
+t.test('tmpcopyup: a tmpfs starts with a copy of the directory it covers (owners, modes, links), and writes stay in it', { skip: needsRoot }, async (t) => {
+  const r = runIn(['sh', '-c', 'grep " /etc " /proc/self/mountinfo | cut -d" " -f9; stat -c "%n %a %u:%g %F" /etc/passwd /etc/group; cat /etc/passwd | head -1; ls -ld /bin/sh | cut -c1; echo new > /etc/made && cat /etc/made; /bin/sh -c "echo the copied /bin runs"'], {
+    root,
+    edit: (s) => s.mounts!.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'tmpcopyup'] }, { destination: '/bin', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'tmpcopyup'] }),
+  });
+  t.equal(r.status, 0, r.stderr);
+  const [fstype, passwd, group, first, link, made, ran] = r.stdout.trim().split('\n');
+  const host = (f: string) => fs.lstatSync(path.join(busyboxRootfs(), f));
+  t.equal(fstype, 'tmpfs', '/etc is a tmpfs');
+  t.equal(passwd, `/etc/passwd ${(host('etc/passwd').mode & 0o7777).toString(8)} ${host('etc/passwd').uid}:${host('etc/passwd').gid} regular file`, 'the file, its mode and owner copied');
+  t.match(group, /^\/etc\/group /);
+  t.equal(first, fs.readFileSync(path.join(busyboxRootfs(), 'etc/passwd'), 'utf8').split('\n')[0], 'its content');
+  t.equal(link, host('bin/sh').isSymbolicLink() ? 'l' : '-', 'a link stays a link');
+  t.equal(made, 'new');
+  t.equal(ran, 'the copied /bin runs');
+  t.notOk(fs.existsSync(path.join(busyboxRootfs(), 'etc/made')), 'the write stayed in the tmpfs');
+  const bad = runIn(['true'], { root, edit: (s) => s.mounts!.push({ destination: '/proc2', type: 'proc', source: 'proc', options: ['tmpcopyup'] }) });
+  t.equal(bad.status, 125);
+  t.match(bad.stderr, /tmpcopyup applies to tmpfs mounts only, not proc/);
+});
 
 t.test('linux.devices adds device nodes; rootfsPropagation sets the root\'s propagation', { skip: needsRoot }, async (t) => {
   const r = runIn(sh(`ls -l /dev/fuse /dev/null | tr -s " " | cut -d" " -f1,3-6; ${rootMountLine}`), {

@@ -96,6 +96,10 @@ t.test('podman run: output, exit code, seccomp on, the --memory limit read insid
   t.match(missing.stderr, /tsrun: step \d+ \(find "\/no\/such\/command" in PATH\): cannot run "\/no\/such\/command": ENOENT/);
   t.same(failedCalls().filter((c) => !/ create /.test(c)), [], 'nothing but the failing create was refused');
   fs.rmSync(calls, { force: true });
+  // podman's --tmpfs asks for tmpcopyup: the tmpfs starts with what the image has there.
+  const tmp = podman(['run', '--rm', ...RUN, '--tmpfs', '/etc', 'busybox', 'sh', '-c', 'grep " /etc " /proc/self/mountinfo | cut -d" " -f9; head -1 /etc/passwd']);
+  t.equal(tmp.status, 0, tmp.stderr);
+  t.match(tmp.stdout, /^tmpfs\nroot:/, '--tmpfs /etc holds the image\'s /etc');
 });
 
 t.test('podman run -d, logs, exec, exec -it, top, pause and unpause, stop, rm', { skip }, async (t) => {

@@ -342,6 +342,7 @@ function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptio
   const opt = parseMountOptions(m.options);
   const isBind = m.type === 'bind' || (opt.flags & MS.BIND) !== 0;
   const dest = path.posix.normalize(m.destination);
+  if (opt.copyUp && (isBind || m.type !== 'tmpfs')) throw new ConfigError(`mounts[${index}].options`, `tmpcopyup applies to tmpfs mounts only, not ${isBind ? 'bind' : m.type}`);
   if (isBind) {
     const source = path.resolve(opts.bundle, m.source!);
     const kind = host.statSource(source);
@@ -358,7 +359,9 @@ function mountSteps(m: Mount, index: number, host: HostFacts, opts: CompileOptio
   if (type === 'cgroup' || type === 'cgroup2') return !newCgroupNs && opts.cgroupPath ? ownCgroupSteps(dest, opt, host, opts.cgroupPath, postPivot) : cgroupMountSteps(m, dest, opt, host, newUser && !newCgroupNs, postPivot);
   const why = FILESYSTEM_WHY[type] ?? `a ${type} filesystem (mount(2))`;
   const flags = opt.flags & ~(MS.BIND | MS.REC);
-  return [step(Op.MOUNT, `mount ${type} on ${dest}${m.options?.length ? ` (${m.options.join(',')})` : ''}`, why, { s: [m.source ?? type, dest, type, opt.data || null], n: [flags, 1, 1, 0, opt.propagation] })];
+  const copyUp = opt.copyUp ? '; tmpcopyup: the directory\'s content is copied into it first, owners, modes and times kept' : '';
+  // n2: 1 makes the directory; 4 added copies up what it held.
+  return [step(Op.MOUNT, `mount ${type} on ${dest}${m.options?.length ? ` (${m.options.join(',')})` : ''}`, `${why}${copyUp}`, { s: [m.source ?? type, dest, type, opt.data || null], n: [flags, 1, opt.copyUp ? 5 : 1, 0, opt.propagation] })];
 }
 
 const FILESYSTEM_WHY: Record<string, string> = {

@@ -63,28 +63,35 @@ const PROPAGATION: Record<string, number> = {
 };
 
 /** Options that only steer the runtime and never reach mount(2). */
-const IGNORED = new Set(['tmpcopyup', 'defaults']);
+const IGNORED = new Set(['defaults']);
+
+/** tmpcopyup (runc's and crun's): a tmpfs starts with a copy of the directory it covers. */
+const COPY_UP: Record<string, boolean> = { tmpcopyup: true, notmpcopyup: false };
 
 /** Every option name tsrun reads itself (others go to mount(2) as the filesystem's data). */
-export const KNOWN_MOUNT_OPTIONS: readonly string[] = [...Object.keys(SET), ...Object.keys(CLEAR), ...Object.keys(PROPAGATION), ...IGNORED].sort();
+export const KNOWN_MOUNT_OPTIONS: readonly string[] = [...Object.keys(SET), ...Object.keys(CLEAR), ...Object.keys(PROPAGATION), ...Object.keys(COPY_UP), ...IGNORED].sort();
 
 export interface ParsedOptions {
   flags: number;
   propagation: number;
   data: string;
+  /** tmpcopyup was asked for. */
+  copyUp?: boolean;
 }
 
 export function parseMountOptions(options: readonly string[] = []): ParsedOptions {
   let flags = 0;
   let propagation = 0;
+  let copyUp = false;
   const data: string[] = [];
   for (const opt of options) {
     if (SET[opt] !== undefined) flags |= SET[opt];
     else if (CLEAR[opt] !== undefined) flags &= ~CLEAR[opt];
     else if (PROPAGATION[opt] !== undefined) propagation = PROPAGATION[opt];
+    else if (COPY_UP[opt] !== undefined) copyUp = COPY_UP[opt];
     else if (!IGNORED.has(opt)) data.push(opt);
   }
-  return { flags, propagation, data: data.join(',') };
+  return { flags, propagation, data: data.join(','), ...(copyUp ? { copyUp } : {}) };
 }
 
 export function propagationFlags(name: string): number {
