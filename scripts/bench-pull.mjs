@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
+import { benchWork, time, q, med, withCa, withoutCa, seededBytes, seededText } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -45,19 +45,6 @@ const put = (bytes) => {
   fs.writeFileSync(path.join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
   return { digest, size: bytes.length };
 };
-let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
-const words = ['container', 'runtime', 'layer', 'volume', 'the', 'of', 'and', 'mount', 'image', 'kernel', 'namespace', 'cgroup', 'file', 'process', 'network', 'a', 'to', 'is', '{', '}', '=', ';', '\n'];
-function text(n) {
-  const parts = [];
-  let len = 0;
-  while (len < n) {
-    const w = words[Math.floor(rand() * words.length)] + (rand() < 0.8 ? ' ' : `${Math.floor(rand() * 1000)} `);
-    parts.push(w);
-    len += w.length;
-  }
-  return parts.join('').slice(0, n);
-}
 const layers = [];
 const diffIDs = [];
 for (let l = 0; l < 5; l++) {
@@ -66,7 +53,7 @@ for (let l = 0; l < 5; l++) {
   const size = Math.floor((LAYER_MB * 1e6) / files);
   for (let i = 0; i < files; i++) {
     fs.mkdirSync(path.join(dir, `d${i % 5}`), { recursive: true });
-    const body = i % 2 ? Buffer.from(text(size)) : Buffer.concat(Array.from({ length: Math.ceil(size / 32) }, (_, k) => crypto.createHash('sha256').update(`${l}:${i}:${k}`).digest())).subarray(0, size);
+    const body = i % 2 ? Buffer.from(seededText(size)) : seededBytes(`${l}:${i}`, size);
     fs.writeFileSync(path.join(dir, `d${i % 5}`, `f${l}-${i}`), body);
   }
   const tar = execFileSync('tar', ['-C', dir, '--numeric-owner', '--owner=0', '--group=0', '--mtime=@0', '--sort=name', '-c', '.'], { maxBuffer: 1 << 30 });

@@ -11,13 +11,12 @@
 //    removed between rounds, untimed.
 // tsrun's rows run with NODE_EXTRA_CA_CERTS as the caller has it and
 // without it (Node reads that file before anything else).
-import crypto from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
+import { benchWork, time, q, med, withCa, withoutCa, seededBytes, seededText } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -42,23 +41,10 @@ const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'roo
 const tree = path.join(work, 'tree');
 const files = 400;
 const size = Math.floor((MB * 1e6) / files);
-const words = ['container', 'runtime', 'layer', 'volume', 'the', 'of', 'and', 'mount', 'image', 'kernel', 'namespace', 'cgroup', 'file', 'process', 'network', 'a', 'to', 'is', '{', '}', '=', ';', '\n'];
-let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
-function text(n) {
-  const parts = [];
-  let len = 0;
-  while (len < n) {
-    const w = words[Math.floor(rand() * words.length)] + (rand() < 0.8 ? ' ' : `${Math.floor(rand() * 1000)} `);
-    parts.push(w);
-    len += w.length;
-  }
-  return parts.join('').slice(0, n);
-}
 for (let d = 0; d < 20; d++) fs.mkdirSync(path.join(tree, `d${d}`), { recursive: true });
 for (let i = 0; i < files; i++) {
   // Random half from a seeded stream too (sha256 in counter mode).
-  const body = i % 2 ? Buffer.from(text(size)) : Buffer.concat(Array.from({ length: Math.ceil(size / 32) }, (_, k) => crypto.createHash('sha256').update(`${i}:${k}`).digest())).subarray(0, size);
+  const body = i % 2 ? Buffer.from(seededText(size)) : seededBytes(i, size);
   fs.writeFileSync(path.join(tree, `d${i % 20}`, `f${i}`), body);
 }
 

@@ -3,6 +3,7 @@
 // directory (podman may leave its storage's overlay mounts) is detached and
 // the directory removed.
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,3 +44,24 @@ export const med = (xs) => q(xs, 0.5);
 export const withCa = { ...process.env };
 export const withoutCa = { ...process.env };
 delete withoutCa.NODE_EXTRA_CA_CERTS;
+
+// Content the same on every run: text from a seeded generator (as sources
+// and logs are) and pseudo-random bytes (as compressed media are).
+let seed = 42;
+const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
+const words = ['container', 'runtime', 'layer', 'volume', 'the', 'of', 'and', 'mount', 'image', 'kernel', 'namespace', 'cgroup', 'file', 'process', 'network', 'a', 'to', 'is', '{', '}', '=', ';', '\n'];
+export function seededText(n) {
+  const parts = [];
+  let len = 0;
+  while (len < n) {
+    const w = words[Math.floor(rand() * words.length)] + (rand() < 0.8 ? ' ' : `${Math.floor(rand() * 1000)} `);
+    parts.push(w);
+    len += w.length;
+  }
+  return parts.join('').slice(0, n);
+}
+
+/** n bytes of sha256 in counter mode over key. */
+export function seededBytes(key, n) {
+  return Buffer.concat(Array.from({ length: Math.ceil(n / 32) }, (_, k) => crypto.createHash('sha256').update(`${key}:${k}`).digest())).subarray(0, n);
+}
