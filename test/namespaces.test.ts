@@ -1,6 +1,7 @@
 // Each namespace and process setting, checked from inside a busybox container.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { capabilityNames } from '../src/process/capabilities';
@@ -46,6 +47,28 @@ t.test('network: a namespace joined by path (two-stage spawn)', { skip: needsRoo
   });
   t.equal(r.status, 0, r.stderr);
   t.same(lines(r.stdout).map((l) => l.trim().replace(/@.*/, '')).sort(), ['lo', 'probe0', 'probe1']);
+});
+
+t.test('uts: a namespace joined by path gets the config\'s hostname (as a CRI container joins its pod\'s); the host\'s is refused', { skip: needsRoot }, async (t) => {
+  const holder = spawn('unshare', ['--uts', 'sleep', '60'], { stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  const uts = `/proc/${holder.pid}/ns/uts`;
+  for (let i = 0; i < 100 && fs.readlinkSync(uts) === fs.readlinkSync('/proc/self/ns/uts'); i++) await new Promise((r) => setTimeout(r, 20));
+  const hostBefore = os.hostname();
+  const r = runIn(sh('hostname'), {
+    root,
+    edit: (s) => {
+      s.hostname = 'in-the-pod';
+      s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'uts' ? { type: 'uts', path: uts } : n));
+    },
+  });
+  t.equal(r.status, 0, r.stderr);
+  t.equal(r.stdout.trim(), 'in-the-pod', 'the container sees the hostname');
+  t.equal(execFileSync('nsenter', ['-u', '-t', String(holder.pid), 'hostname'], { encoding: 'utf8' }).trim(), 'in-the-pod', 'set in the namespace it joined');
+  t.equal(os.hostname(), hostBefore, 'the host keeps its own');
+  const host = runIn(['true'], { root, edit: (s) => (s.linux!.namespaces = s.linux!.namespaces!.map((n) => (n.type === 'uts' ? { type: 'uts', path: `/proc/${process.pid}/ns/uts` } : n))) });
+  t.equal(host.status, 125);
+  t.match(host.stderr, /hostname: setting it needs a uts namespace of the container's own/);
 });
 
 t.test('ipc: System V IPC objects are not the host\'s', { skip: needsRoot }, async (t) => {

@@ -193,7 +193,7 @@ export function compilePlan(spec: Spec, host: HostFacts, opts: CompileOptions): 
   steps.push(...rootfsSteps(spec, host, opts, userNs));
   if (opts.console) steps.push(consoleStep(opts.console));
 
-  if (spec.hostname) steps.push(step(Op.SETHOSTNAME, `sethostname("${spec.hostname}")`, 'the new UTS namespace has its own hostname (uts_namespaces(7))', { s: [spec.hostname] }));
+  if (spec.hostname) steps.push(step(Op.SETHOSTNAME, `sethostname("${spec.hostname}")`, 'the container\'s UTS namespace has its own hostname (uts_namespaces(7))', { s: [spec.hostname] }));
   if (spec.domainname) steps.push(step(Op.SETDOMAINNAME, `setdomainname("${spec.domainname}")`, 'the NIS domain name lives in the UTS namespace too', { s: [spec.domainname] }));
 
   for (const [key, value] of Object.entries(linux.sysctl ?? {})) {

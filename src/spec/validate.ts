@@ -183,9 +183,11 @@ export function validateSpec(raw: unknown): Spec {
       });
     }
     need(nsTypes.has('mount'), 'linux.namespaces', 'a mount namespace is required: the root filesystem is built in it');
-    const ownsUts = (l.namespaces as { type: string; path?: string }[] | undefined)?.some((n) => n.type === 'uts' && !n.path);
-    need(raw.hostname === undefined || raw.hostname === '' || !!ownsUts, 'hostname', 'setting it needs a new uts namespace');
-    need(raw.domainname === undefined || raw.domainname === '' || !!ownsUts, 'domainname', 'setting it needs a new uts namespace');
+    // A new UTS namespace, or one joined by path that is not the runtime's own
+    // (runc sets the hostname there too: CRI containers join their pod's).
+    const ownsUts = (l.namespaces as { type: string; path?: string }[] | undefined)?.some((n) => n.type === 'uts' && (!n.path || notHosts('uts', n.path)));
+    need(raw.hostname === undefined || raw.hostname === '' || !!ownsUts, 'hostname', 'setting it needs a uts namespace of the container\'s own (new, or joined by a path that is not the host\'s)');
+    need(raw.domainname === undefined || raw.domainname === '' || !!ownsUts, 'domainname', 'setting it needs a uts namespace of the container\'s own (new, or joined by a path that is not the host\'s)');
     for (const key of ['uidMappings', 'gidMappings'] as const) {
       if (l[key] === undefined) continue;
       need(Array.isArray(l[key]), `linux.${key}`, 'must be an array');
