@@ -28,10 +28,10 @@ export function register(program: Command) {
     });
   image
     .command('prune')
-    .description('remove unpacked layers and blobs that no image uses, and what killed loads left half-done')
+    .description('remove images with no name that no container uses, unpacked layers and blobs that nothing uses, and what killed loads left half-done')
     .action((_o: unknown, cmd: Command) => {
       const r = pruneImages(new ImageStore(globals(cmd).storage));
-      process.stdout.write(`removed ${r.layers} layer director${r.layers === 1 ? 'y' : 'ies'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} and ${r.temporaries} stale temporar${r.temporaries === 1 ? 'y' : 'ies'}\n`);
+      process.stdout.write(`removed ${r.images} untagged image${r.images === 1 ? '' : 's'}, ${r.layers} layer director${r.layers === 1 ? 'y' : 'ies'}, ${r.blobs} blob${r.blobs === 1 ? '' : 's'} and ${r.temporaries} stale temporar${r.temporaries === 1 ? 'y' : 'ies'}\n`);
     });
   image
     .command('ls')

@@ -10,10 +10,10 @@ import type { Registry } from '../container/registry';
 import { containerLayers, fsError, upperOwner, whileStill } from '../container/filesystem';
 import type { Digest } from './digest';
 import { applyChange } from './import';
-import type { ImageRecord } from './store';
+import type { ImageRecord, ImageStore } from './store';
 import { packTar, upperEntries } from './tree';
 import { parallelGzip } from './gzip';
-import { MEDIA, type ImageConfig, type Manifest } from './types';
+import { MEDIA, type Descriptor, type ImageConfig, type Manifest } from './types';
 
 export interface CommitOptions {
   /** -c: Dockerfile instructions applied to the new config. */
@@ -36,6 +36,36 @@ function hashing(hash: ReturnType<ReturnType<typeof crypto>['createHash']>, coun
   });
 }
 
+export interface PackedLayer {
+  desc: Descriptor;
+  diffID: Digest;
+}
+
+/**
+ * A tar stream stored as a gzip layer blob: its digest and its diffID
+ * (the plain tar's) taken as it streams. `around` wraps the reading and
+ * writing (commit holds the container still meanwhile); the file is opened
+ * before it, so that a failure to open is an error here.
+ */
+export async function writeLayer(store: ImageStore, tar: () => NodeJS.ReadableStream, around: (write: () => Promise<void>) => Promise<void> = (write) => write()): Promise<PackedLayer> {
+  const tmp = store.tmpPath('layer');
+  const plainHash = crypto().createHash('sha256');
+  const blobHash = crypto().createHash('sha256');
+  const plain = { bytes: 0 };
+  const blob = { bytes: 0 };
+  const out = fs.createWriteStream('', { fd: fs.openSync(tmp, 'w', 0o600) });
+  try {
+    await around(() => pipeline(tar(), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), out));
+  } catch (e) {
+    out.destroy();
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  const digest: Digest = `sha256:${blobHash.digest('hex')}`;
+  store.adoptBlob(tmp, digest);
+  return { desc: { mediaType: MEDIA.ociLayerGzip, digest, size: blob.bytes }, diffID: `sha256:${plainHash.digest('hex')}` };
+}
+
 export async function commitContainer(registry: Registry, ref: string, name: string | undefined, opts: CommitOptions = {}): Promise<ImageRecord> {
   const store = registry.images;
   const layers = containerLayers(registry, ref);
@@ -53,27 +83,15 @@ export async function commitContainer(registry: Registry, ref: string, name: str
   for (const change of opts.changes ?? []) applyChange(c, change);
 
   if (opts.pause === false && registry.live(info).running) throw new TsrunError(`commit --pause=false: tsrun reads a running container's writable layer only while it is frozen (unfrozen, it could swap a directory for a symlink to a host path mid-read); commit it paused, or stopped`);
-  const tmp = store.tmpPath('commit');
-  const plainHash = crypto().createHash('sha256');
-  const blobHash = crypto().createHash('sha256');
-  const plain = { bytes: 0 };
-  const blob = { bytes: 0 };
-  // Opened now, before the container is frozen: a failure is an error here, not an event later.
-  const out = fs.createWriteStream('', { fd: fs.openSync(tmp, 'w', 0o600) });
+  let layer: PackedLayer;
   try {
-    await whileStill(registry, info.id, 'commit', () => pipeline(packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints, upperOwner(layers))), hashing(plainHash, plain), parallelGzip(1), hashing(blobHash, blob), out));
+    layer = await writeLayer(store, () => packTar(upperEntries(layers.upper, layers.lowers, layers.mountPoints, upperOwner(layers))), (write) => whileStill(registry, info.id, 'commit', write));
   } catch (e) {
-    out.destroy();
-    fs.rmSync(tmp, { force: true });
     throw fsError(`commit ${info.name}: read its writable layer ${layers.upper}`, e);
   }
-  const diffID: Digest = `sha256:${plainHash.digest('hex')}`;
-  const digest: Digest = `sha256:${blobHash.digest('hex')}`;
-  store.adoptBlob(tmp, digest);
-
   const now = new Date().toISOString();
   config.created = now;
-  config.rootfs = { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, diffID] };
+  config.rootfs = { type: 'layers', diff_ids: [...base.config.rootfs.diff_ids, layer.diffID] };
   config.history = [...(base.config.history ?? []), { created: now, created_by: [info.path, ...info.args].join(' '), ...(opts.message ? { comment: opts.message } : {}), ...(opts.author ? { author: opts.author } : {}) }];
   if (opts.author) (config as ImageConfig & { author?: string }).author = opts.author;
   const configBytes = JSON.stringify(config);
@@ -81,7 +99,7 @@ export async function commitContainer(registry: Registry, ref: string, name: str
     schemaVersion: 2,
     mediaType: MEDIA.ociManifest,
     config: { mediaType: MEDIA.ociConfig, digest: store.writeBlob(configBytes), size: Buffer.byteLength(configBytes) },
-    layers: [...base.manifest.layers, { mediaType: MEDIA.ociLayerGzip, digest, size: blob.bytes }],
+    layers: [...base.manifest.layers, layer.desc],
   };
   return store.addImage(store.writeBlob(JSON.stringify(manifest)), name ? [name] : []);
 }

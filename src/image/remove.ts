@@ -75,12 +75,30 @@ function referenced(store: ImageStore, recs: ImageRecord[]): { blobs: Set<string
   return { blobs, layers };
 }
 
+/** The layers (blobs and diffIDs) that build-cache entries keep: a cached step stays usable until builder prune. */
+function cacheReferences(store: ImageStore, into: { blobs: Set<string>; layers: Set<string> }) {
+  const dir = store.buildCacheDir();
+  for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    try {
+      const entry = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { layers: { digest: string }[]; config: { rootfs: { diff_ids: string[] } } };
+      for (const l of entry.layers) into.blobs.add(digestHex(l.digest));
+      for (const d of entry.config.rootfs.diff_ids) into.layers.add(digestHex(d));
+    } catch {
+      /* a half-written or foreign file: it keeps nothing */
+    }
+  }
+  return into;
+}
+
+/** What records and the build cache keep. */
+const kept = (store: ImageStore) => cacheReferences(store, referenced(store, store.records()));
+
 /**
  * What `gone` (records no longer in the store) held that nothing else does:
  * removed. Containers keep the layers their overlays use.
  */
 function release(store: ImageStore, gone: ImageRecord[]): { layers: number; blobs: number } {
-  const keep = referenced(store, store.records());
+  const keep = kept(store);
   const mounted = layersOfContainers(store);
   const drop = referenced(store, gone);
   let layers = 0;
@@ -143,16 +161,23 @@ export function removeImages(store: ImageStore, refs: string[], opts: { force?: 
   return events;
 }
 
-/** image prune: layers and blobs no image uses (containers' layers stay), and what dead processes left in tmp/. */
-export function pruneImages(store: ImageStore): { layers: number; blobs: number; temporaries: number } {
+/**
+ * image prune: images with no name that no container uses (Docker's
+ * dangling ones), then layers and blobs no image and no cached build step
+ * uses (containers' layers stay), and what dead processes left in tmp/.
+ */
+export function pruneImages(store: ImageStore): { images: number; layers: number; blobs: number; temporaries: number } {
+  const used = imagesInUse(store);
+  let images = 0;
+  for (const r of store.records()) if (!r.names.length && !used.has(r.id) && store.removeImage(r.id)) images++;
   return store.locked(() => {
-    const keep = referenced(store, store.records());
+    const keep = kept(store);
     const mounted = layersOfContainers(store);
     let layers = 0;
     for (const hex of store.unpackedLayers()) if (!keep.layers.has(hex) && !mounted.has(hex)) (store.removeLayer(hex), layers++);
     let blobs = 0;
     const blobDir = path.join(store.root, 'blobs', 'sha256');
     for (const hex of fs.existsSync(blobDir) ? fs.readdirSync(blobDir) : []) if (!keep.blobs.has(hex)) (fs.rmSync(path.join(blobDir, hex)), blobs++);
-    return { layers, blobs, temporaries: store.removeStaleTemporaries() };
+    return { images, layers, blobs, temporaries: store.removeStaleTemporaries() };
   });
 }

@@ -7,6 +7,7 @@
 //   images.json                 image records, changed only under the lock
 //   tmp/                        half-done work, renamed into place when complete
 //   ingest/<hex>                the part of a blob a broken-off pull received
+//   build-cache/<hex>.json      a build step's resulting config and layers, by its cache key
 import { crypto } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
@@ -204,7 +205,8 @@ export class ImageStore {
       rec.manifests = [...new Set([...(rec.manifests ?? [rec.manifestDigest]), manifestDigest])];
       rec.names = [...new Set([...rec.names, ...full])];
       if (opts.repoDigest) rec.repoDigests = [...new Set([...(rec.repoDigests ?? []), opts.repoDigest])];
-      this.writeRecords(images.filter((r) => r.names.length > 0 || r === rec));
+      // An image whose last name moved here stays, nameless (Docker's dangling <none>), until rmi or image prune.
+      this.writeRecords(images);
       return rec;
     });
   }
@@ -259,7 +261,7 @@ export class ImageStore {
         r.names = r.names.filter((n) => n !== full);
         if (!r.names.length) emptied = r;
       }
-      this.writeRecords(images.filter((r) => r.names.length > 0));
+      this.writeRecords(images.filter((r) => r !== emptied));
       return emptied;
     });
   }
@@ -371,6 +373,11 @@ export class ImageStore {
     } catch {
       return [];
     }
+  }
+
+  /** The build cache: a file per step key, holding the image state after that step. */
+  buildCacheDir() {
+    return path.join(this.root, 'build-cache');
   }
 
   containersDir() {
