@@ -28,7 +28,7 @@ const tarStream = () => require('tar-stream') as typeof TarStream;
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
-interface ContainerRoot {
+export interface ContainerRoot {
   fd: number;
   uidMap: IdMap;
   gidMap: IdMap;
@@ -53,7 +53,7 @@ function pathSpec(raw: string): PathSpec {
 
 
 /** Runs fn with an fd of the container's root: a running container's own, or one made for it. */
-async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>, onInterrupt?: () => void): Promise<T> {
+export async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>, onInterrupt?: () => void): Promise<T> {
   const id = registry.resolve(ref);
   if (!registry.isManaged(id)) throw new TsrunError(`cp: container ${ref} was made from a bundle (create/run --bundle); cp works on image containers`);
   const spec = readBundleSpec(registry.containerDir(id));

@@ -39,6 +39,8 @@ export interface CreateOptions {
   overlay?: OverlayMount;
   /** Give the container /dev/null as stdin. */
   stdinNull?: boolean;
+  /** The container's stdin, stdout and stderr (undefined: this process's own); a monitor's take their place. */
+  stdio?: StdioFds;
   /** Hold the container with a monitor (native/monitor.cc) that outlives this process. */
   monitor?: MonitorOptions;
   /** Send the pty master of a terminal made in the container to this unix socket (runc's --console-socket). */
@@ -231,7 +233,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       trace: !!opts.trace,
       overlay: opts.overlay,
       stdinNull: opts.stdinNull,
-      stdio: mon?.stdio,
+      stdio: mon?.stdio ?? opts.stdio,
       console: mon?.consoleFd !== undefined ? { socket: mon.consoleFd, ...consoleSize(spec) } : opts.consoleSocket !== undefined ? { socket: opts.consoleSocket, ...consoleSize(spec) } : undefined,
       monitor: mon?.spec,
       keyring: opts.noNewKeyring ? undefined : opts.id,

@@ -31,6 +31,8 @@ import { orderMounts, planMounts, prepareMounts, removeAnonymousVolumes, removeV
 
 export interface ImageRunOptions {
   image: string;
+  /** The image itself, already read (a build's step): no lookup or pull by name. */
+  resolved?: Image;
   args?: string[];
   entrypoint?: string;
   env?: string[];
@@ -174,7 +176,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const restartPolicy = parseRestartPolicy(opts.restart);
   if (restartPolicy.name !== 'no' && opts.rm) throw new TsrunError('--restart and --rm cannot be used together: a removed container cannot restart');
   if (opts.name !== undefined) checkName(opts.name);
-  const img = store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : await pullIfNeeded(store, opts));
+  const img = opts.resolved ?? store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : await pullIfNeeded(store, opts));
   const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
   const layers = await imageLayers(store, img, opts.trace);
   const lowerTopFirst = layers.map((l) => l.dir);

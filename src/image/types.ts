@@ -50,7 +50,13 @@ export interface ImageConfig {
     WorkingDir?: string;
     Labels?: Record<string, string>;
     StopSignal?: string;
+    /** Docker's: Test ["NONE"] | ["CMD", ...] | ["CMD-SHELL", cmd]; durations in nanoseconds. */
+    Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+    /** Dockerfile instructions a build FROM this image runs first. */
+    OnBuild?: string[] | null;
+    Shell?: string[];
   };
+  author?: string;
   rootfs: { type: 'layers'; diff_ids: string[] };
   history?: { created?: string; created_by?: string; comment?: string; empty_layer?: boolean }[];
 }

@@ -38,6 +38,8 @@ export interface ReadOptions {
   name: string;
   /** Owners as they should appear in the entries (container ids from host ids, or the caller's own). */
   owner: (st: fs.Stats) => Ids;
+  /** Whether an entry below the top is copied (a directory left out is not walked); rel is relative to the top. */
+  keep?: (rel: string, isDir: boolean) => boolean;
 }
 
 function entryHeader(name: string, st: fs.Stats, type: TarStream.Header['type'], owner: Ids, extra: Partial<TarStream.Header> = {}): TarStream.Header {
@@ -91,6 +93,7 @@ export async function* readTree(parentFd: number, base: string, opts: ReadOption
             continue; // gone meanwhile
           }
           const childRel = rel ? `${rel}/${name}` : name;
+          if (opts.keep && !opts.keep(childRel, st.isDirectory())) continue;
           if (st.isDirectory()) {
             yield { header: entryHeader(named(childRel), st, 'directory', opts.owner(st)), body: EMPTY };
             stack.push(childRel);
