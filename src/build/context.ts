@@ -62,7 +62,7 @@ export function openContext(dir: string): SourceRoot & { close(): void } {
 function relative(root: SourceRoot, pattern: string, what: string): string {
   const norm = path.posix.normalize(pattern.replace(/^\/+/, '') || '.');
   if (root.label === 'the build context' && (norm === '..' || norm.startsWith('../'))) throw new TsrunError(`${what}: ${pattern} is outside the build context`);
-  return path.posix.normalize(`/${norm}`).slice(1);
+  return path.posix.normalize(`/${norm}`).slice(1).replace(/\/+$/, '');
 }
 
 function statIn(root: SourceRoot, rel: string): fs.Stats | undefined {
