@@ -647,58 +647,69 @@ class StageRun {
       return withStateRoot(this.b.reg, this.b.stateImage(fromState), async (root) => fn({ fd: root.fd, label: `--from=${fromText}` }));
     };
 
-    this.state = await withSources(async (root) => {
-      const inline = words.filter((w) => /^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(w)).map((w) => heredocs.get(w.replace(/^<<-?["']?|["']?$/g, '')));
-      const patterns = words.filter((w) => !/^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(w));
-      const matched: Source[] = patterns.flatMap((p) => matchSources(root, p, `${k} ${p}`));
+    const inline = words.filter((w) => /^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(w)).map((w) => heredocs.get(w.replace(/^<<-?["']?|["']?$/g, '')));
+    const patterns = words.filter((w) => !/^<<-?["']?[A-Za-z0-9_.-]+["']?$/.test(w));
+    const inlineText = inline.map((h) => h && (h.quoted ? h.content : expand(h.content, this.vars(), this.escape)));
+    const matchAll = (root: SourceRoot): Source[] => {
+      const matched = patterns.flatMap((p) => matchSources(root, p, `${k} ${p}`));
       const many = matched.length + inline.length > 1 || patterns.some((p) => /[*?[]/.test(p));
       if (many && !destIsDir) throw new TsrunError(`${k}: with more than one source the destination must be a directory ending in "/" (${destWord})`);
-      const key = hashOf(prev.key, ins.text, this.usedArgs(used), fromState?.key ?? '', await sourcesHash(root, matched), inline.map((h) => h && (h.quoted ? h.content : expand(h.content, this.vars(), this.escape))));
-      return this.b.doStep(key, shown, async () => {
-        const layer = await copyStep({
-          ...this.container(prev),
-          dirOwner: owner,
-          plan: (destRoot: ContainerRoot): Placement[] => {
-            const out: Placement[] = [];
-            const fixed = () => owner;
-            for (const h of inline) {
-              if (!h) continue;
-              const body = Buffer.from(h.quoted ? h.content : expand(h.content, this.vars(), this.escape));
-              const name = destIsDir ? h.name : path.posix.basename(dest);
-              const dir = destIsDir ? destRel : path.posix.dirname(dest).slice(1);
-              out.push({ dir, owner: fixed, entries: () => oneFile(name, body, chmod ?? 0o644) });
+      return matched;
+    };
+    const place = async (root: SourceRoot, matched: Source[]): Promise<State> => {
+      const layer = await copyStep({
+        ...this.container(prev),
+        dirOwner: owner,
+        plan: (destRoot: ContainerRoot): Placement[] => {
+          const out: Placement[] = [];
+          const fixed = () => owner;
+          for (const h of inline) {
+            if (!h) continue;
+            const body = Buffer.from(h.quoted ? h.content : expand(h.content, this.vars(), this.escape));
+            const name = destIsDir ? h.name : path.posix.basename(dest);
+            const dir = destIsDir ? destRel : path.posix.dirname(dest).slice(1);
+            out.push({ dir, owner: fixed, entries: () => oneFile(name, body, chmod ?? 0o644) });
+          }
+          for (const src of matched) {
+            const srcName = path.posix.basename(`/${src.rel}`) || '.';
+            if (src.st.isDirectory()) {
+              out.push({ dir: destRel, owner: fixed, entries: () => mapEntries(sourceEntries(root, src, '.', () => owner), mode) });
+              continue;
             }
-            for (const src of matched) {
-              const srcName = path.posix.basename(`/${src.rel}`) || '.';
-              if (src.st.isDirectory()) {
-                out.push({ dir: destRel, owner: fixed, entries: () => mapEntries(sourceEntries(root, src, '.', () => owner), mode) });
+            if (k === 'ADD' && src.st.isFile()) {
+              const fd = openSource(root, src);
+              let kind: ReturnType<typeof archiveKind>;
+              try {
+                kind = archiveKind(fd);
+              } catch (e) {
+                fs.closeSync(fd);
+                throw e;
+              }
+              if (kind) {
+                out.push({ dir: destRel, owner: chown ? fixed : (h) => ({ uid: h.uid ?? 0, gid: h.gid ?? 0 }), entries: () => closing(mapEntries(archiveEntries(fd, kind, src.rel), mode), fd) });
                 continue;
               }
-              if (k === 'ADD' && src.st.isFile()) {
-                const fd = openSource(root, src);
-                let kind: ReturnType<typeof archiveKind>;
-                try {
-                  kind = archiveKind(fd);
-                } catch (e) {
-                  fs.closeSync(fd);
-                  throw e;
-                }
-                if (kind) {
-                  out.push({ dir: destRel, owner: chown ? fixed : (h) => ({ uid: h.uid ?? 0, gid: h.gid ?? 0 }), entries: () => closing(mapEntries(archiveEntries(fd, kind, src.rel), mode), fd) });
-                  continue;
-                }
-                fs.closeSync(fd);
-              }
-              const into = destIsDir || statInRoot(destRoot.fd, destRel)?.isDirectory();
-              if (into) out.push({ dir: destRel, owner: fixed, entries: () => mapEntries(sourceEntries(root, src, srcName, () => owner), mode) });
-              else out.push({ dir: path.posix.dirname(dest).slice(1), owner: fixed, entries: () => mapEntries(sourceEntries(root, src, path.posix.basename(dest), () => owner), mode) });
+              fs.closeSync(fd);
             }
-            return out;
-          },
-        });
-        return this.b.nextState(prev, `${k} ${[...patterns, ...inline.map((h) => `<<${h?.name}`)].join(' ')} ${dest}`, layer);
+            const into = destIsDir || statInRoot(destRoot.fd, destRel)?.isDirectory();
+            if (into) out.push({ dir: destRel, owner: fixed, entries: () => mapEntries(sourceEntries(root, src, srcName, () => owner), mode) });
+            else out.push({ dir: path.posix.dirname(dest).slice(1), owner: fixed, entries: () => mapEntries(sourceEntries(root, src, path.posix.basename(dest), () => owner), mode) });
+          }
+          return out;
+        },
       });
-    });
+      return this.b.nextState(prev, `${k} ${[...patterns, ...inline.map((h) => `<<${h?.name}`)].join(' ')} ${dest}`, layer);
+    };
+    if (fromState) {
+      // A stage's or an image's files are what its key says they are: the step is known without reading them.
+      const key = hashOf(prev.key, ins.text, this.usedArgs(used), fromState.key, inlineText);
+      this.state = await this.b.doStep(key, shown, () => withSources((root) => place(root, matchAll(root))));
+    } else {
+      const root = this.b.context0();
+      const matched = matchAll(root);
+      const key = hashOf(prev.key, ins.text, this.usedArgs(used), '', await sourcesHash(root, matched), inlineText);
+      this.state = await this.b.doStep(key, shown, () => place(root, matched));
+    }
   }
 }
 
