@@ -1,7 +1,7 @@
 // tsrun build: images built from Dockerfiles, checked by running them (what
 // a container of the image sees), by their config, by the cache's reuse,
 // and against the filesystem Debian's buildah makes of the same Dockerfile.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -221,6 +221,7 @@ t.test('bad Dockerfiles and flags: one clear line each, nothing left', { skip: n
     ['a missing base image', { Dockerfile: 'FROM 127.0.0.1:1/none:tag\n' }, /Dockerfile:1: image "127.0.0.1:1\/none:tag" is not in/],
     ['an unknown target', { Dockerfile: 'FROM busybox AS one\n' }, /--target two: no stage of that name/, ['--target', 'two']],
     ['a bad variable', { Dockerfile: 'FROM busybox\nENV A=${B\n' }, /Dockerfile:2: "\$\{B": bad substitution/],
+    ['another frontend', { Dockerfile: '# syntax=example.com/other/frontend:1\nFROM busybox\n' }, /^tsrun: Dockerfile:1: # syntax=example.com\/other\/frontend:1: tsrun build reads the Dockerfile language/m],
     ['many sources to a file', { Dockerfile: 'FROM busybox\nCOPY a b /dest\n', a: '', b: '' }, /the destination must be a directory ending in "\/"/],
   ];
   for (const [what, files, error, flags] of cases) {
@@ -316,4 +317,31 @@ t.test('image prune keeps cached steps; dangling images go', { skip: needsRoot }
   const again = build(dir, '-t', 'pruned');
   t.match(again.stderr, /RUN echo 1 > \/v CACHED/, 'the cached step outlived the image');
   t.equal(inside('pruned', 'cat /v').stdout, '1\n');
+});
+
+t.test('an interrupted build kills its step and leaves no container', { skip: needsRoot }, async (t) => {
+  const dir = context('interrupt', { Dockerfile: 'FROM busybox\nRUN echo started; sleep 60\n' });
+  const child = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'build', '--network', 'none', '--no-cache', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (c: Buffer) => (err += c));
+  const started = Date.now();
+  while (!err.includes('started') && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
+  t.ok(err.includes('started'), 'the step runs');
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.equal(code, 130, err);
+  t.ok(Date.now() - started < 20_000, 'it ends without waiting for the step');
+  t.match(err, /^tsrun: Dockerfile:2: build interrupted by SIGINT$/m);
+  t.same(containers(), [], 'no container left');
+  t.same(fs.readdirSync(root).filter((n) => !n.startsWith('.')), [], 'no runtime state');
+});
+
+t.test('builder prune removes the cache and what only it kept', { skip: needsRoot }, async (t) => {
+  const dir = context('builder-prune', { Dockerfile: 'FROM busybox\nRUN echo cached > /c\n' });
+  t.equal(build(dir).status, 0);
+  const r = ts(['builder', 'prune']);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^removed [1-9]\d* cached steps?, \d+ layer director(y|ies) and \d+ blobs?\n$/);
+  t.same(fs.readdirSync(path.join(storage, 'build-cache')), [], 'no cache entry left');
+  t.notMatch(build(dir).stderr, /CACHED/, 'the next build runs its steps again');
 });

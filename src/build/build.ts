@@ -110,6 +110,8 @@ class Builder {
   private context?: SourceRoot & { close(): void };
   private step = 0;
   private labelled = false;
+  /** SIGINT, SIGTERM or SIGHUP: the running step is killed, its container removed, the build ends. */
+  readonly interruption = new AbortController();
 
   constructor(
     private readonly df: Dockerfile,
@@ -128,6 +130,11 @@ class Builder {
 
   close() {
     this.context?.close();
+  }
+
+  checkInterrupted() {
+    const sig = this.interruption.signal.reason as string | undefined;
+    if (this.interruption.signal.aborted) throw new TsrunError(`build interrupted by ${sig}`, 130);
   }
 
   /** The state as an image a container can be made from. */
@@ -168,6 +175,7 @@ class Builder {
 
   /** A step: from the cache under its key, or done and cached. */
   private async cachedStep(key: string, shown: string | undefined, work: () => Promise<State>): Promise<State> {
+    this.checkInterrupted();
     const hit = this.cached(key);
     const n = shown ? ++this.step : 0;
     if (hit) {
@@ -177,6 +185,7 @@ class Builder {
     const t0 = Date.now();
     if (shown) this.log(`#${n} ${shown}`);
     const state = await work();
+    this.checkInterrupted();
     state.key = key;
     this.remember(state);
     if (shown) this.log(`#${n} DONE ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -596,7 +605,9 @@ class StageRun {
         network: opts.network ?? 'bridge',
         argv,
         output: opts.output ?? ((c) => process.stderr.write(c)),
+        abort: this.b.interruption.signal,
       });
+      this.b.checkInterrupted();
       if (exitCode !== 0) throw new TsrunError(`RUN ${JSON.stringify(argv)}: the command exited with status ${exitCode}`, 1);
       return this.b.nextState(prev, `RUN ${argv.join(' ')}`, layer);
     });
@@ -779,9 +790,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const { text, label } = dockerfileText(opts);
   const df = parseDockerfile(text, label);
   const b = new Builder(df, opts, label);
+  const onSignal = (sig: NodeJS.Signals) => b.interruption.abort(sig);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   try {
     return await b.build();
   } finally {
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
     b.close();
   }
 }

@@ -79,6 +79,12 @@ export function parseDockerfile(source: string, label = 'Dockerfile'): Dockerfil
   const text = source.replace(/\r\n/g, '\n');
   const doc = DockerfileParser.parse(text);
   const escape = doc.getEscapeCharacter();
+  for (const d of doc.getDirectives()) {
+    const name = d.getName().toLowerCase();
+    const value = d.getValue().trim();
+    // A syntax directive picks a BuildKit frontend; tsrun reads only the Dockerfile language itself.
+    if (name === 'syntax' && !/^(docker\.io\/)?docker\/dockerfile(-upstream)?(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$/.test(value)) throw new TsrunError(`${label}:${d.getRange().start.line + 1}: # syntax=${value}: tsrun build reads the Dockerfile language (docker/dockerfile), not other frontends`);
+  }
   const offsets = [0];
   for (let i = 0; i < text.length; i++) if (text[i] === '\n') offsets.push(i + 1);
   const at = (p: { line: number; character: number }) => offsets[p.line] + p.character;

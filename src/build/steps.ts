@@ -79,6 +79,8 @@ export interface RunStep extends StepContainerOptions {
   argv: string[];
   /** Where the command's output goes as it comes (both stdout and stderr). */
   output: (chunk: Buffer) => void;
+  /** Aborted: the command is killed (an interrupted build). */
+  abort?: AbortSignal;
 }
 
 /** RUN: the command in a container of the state; its exit status, and the layer of what it changed. */
@@ -100,7 +102,13 @@ export async function runStep(opts: RunStep): Promise<{ exitCode: number; layer?
       reader.on('close', () => resolve());
       reader.on('error', () => resolve());
     });
+    let pid = 0;
+    const kill = () => {
+      if (pid) process.kill(pid, 'SIGKILL');
+    };
+    opts.abort?.addEventListener('abort', kill);
     try {
+      if (opts.abort?.aborted) return;
       exitCode = await runContainer({
         id,
         bundle: opts.registry.containerDir(id),
@@ -108,10 +116,15 @@ export async function runStep(opts: RunStep): Promise<{ exitCode: number; layer?
         overlay: info.overlay,
         stdinNull: true,
         stdio: [undefined, w, w],
-        // The child holds its own copies now.
-        onStart: closeWrite,
+        onStart: (p) => {
+          // The child holds its own copies now.
+          closeWrite();
+          pid = p;
+          if (opts.abort?.aborted) kill();
+        },
       });
     } finally {
+      opts.abort?.removeEventListener('abort', kill);
       closeWrite();
       // Everything in the container is gone with it (its pid namespace): the pipe ends.
       await drained;

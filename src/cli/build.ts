@@ -5,6 +5,7 @@ import { TsrunError } from '../errors';
 import { buildImage } from '../build/build';
 import { archiveEntries, archiveKind } from '../build/steps';
 import { ImageStore } from '../image/store';
+import { pruneBuildCache } from '../image/remove';
 import { native } from '../native';
 import { O_PATH, TreeWriter } from '../rootfs/tree-io';
 import { globals } from './common';
@@ -56,6 +57,14 @@ async function stdinContext(dir: string): Promise<string | undefined> {
 }
 
 export function register(program: Command) {
+  const builder = program.command('builder').description('the build cache');
+  builder
+    .command('prune')
+    .description('remove the build cache, and the layers and blobs only it kept')
+    .action((_o: unknown, cmd: Command) => {
+      const r = pruneBuildCache(new ImageStore(globals(cmd).storage));
+      process.stdout.write(`removed ${r.entries} cached step${r.entries === 1 ? '' : 's'}, ${r.layers} layer director${r.layers === 1 ? 'y' : 'ies'} and ${r.blobs} blob${r.blobs === 1 ? '' : 's'}\n`);
+    });
   program
     .command('build')
     .description('build an image from a Dockerfile: each RUN in a container, each change a layer, steps cached')

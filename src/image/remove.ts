@@ -170,6 +170,11 @@ export function pruneImages(store: ImageStore): { images: number; layers: number
   const used = imagesInUse(store);
   let images = 0;
   for (const r of store.records()) if (!r.names.length && !used.has(r.id) && store.removeImage(r.id)) images++;
+  return { images, ...removeUnused(store) };
+}
+
+/** Layers and blobs no image and no cached build step uses (containers' layers stay), and what dead processes left in tmp/. */
+export function removeUnused(store: ImageStore): { layers: number; blobs: number; temporaries: number } {
   return store.locked(() => {
     const keep = kept(store);
     const mounted = layersOfContainers(store);
@@ -178,6 +183,17 @@ export function pruneImages(store: ImageStore): { images: number; layers: number
     let blobs = 0;
     const blobDir = path.join(store.root, 'blobs', 'sha256');
     for (const hex of fs.existsSync(blobDir) ? fs.readdirSync(blobDir) : []) if (!keep.blobs.has(hex)) (fs.rmSync(path.join(blobDir, hex)), blobs++);
-    return { images, layers, blobs, temporaries: store.removeStaleTemporaries() };
+    return { layers, blobs, temporaries: store.removeStaleTemporaries() };
   });
+}
+
+/** builder prune: the build cache, then the layers and blobs only it kept. */
+export function pruneBuildCache(store: ImageStore): { entries: number; layers: number; blobs: number } {
+  const dir = store.buildCacheDir();
+  let entries = 0;
+  store.locked(() => {
+    for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) (fs.rmSync(path.join(dir, f), { force: true }), entries++);
+  });
+  const r = removeUnused(store);
+  return { entries, layers: r.layers, blobs: r.blobs };
 }
