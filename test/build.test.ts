@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import * as tar from 'tar-stream';
-import { CLI, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, cniChains, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { makeTar } from './images';
+import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
 
 const ALPINE = path.resolve(__dirname, '..', '..', 'shared', 'images', 'alpine-minirootfs-3.20.3-x86_64.tar.gz');
 const root = stateRoot('build');
@@ -344,4 +345,25 @@ t.test('builder prune removes the cache and what only it kept', { skip: needsRoo
   t.match(r.stdout, /^removed [1-9]\d* cached steps?, \d+ layer director(y|ies) and \d+ blobs?\n$/);
   t.same(fs.readdirSync(path.join(storage, 'build-cache')), [], 'no cache entry left');
   t.notMatch(build(dir).stderr, /CACHED/, 'the next build runs its steps again');
+});
+
+// The default network's bridge and its rules are host-wide (as docker0's); made by this file, they go with it.
+const hadDefaultBridge = fs.existsSync('/sys/class/net/tsrun0');
+const hadCniChains = cniChains().length > 0;
+t.test('RUN is on the default bridge network unless --network says otherwise', { skip: needsRoot }, async (t) => {
+  t.teardown(() => {
+    if (!hadDefaultBridge) {
+      unguardLoopback('tsrun0');
+      removeBridgeRules('tsrun0');
+      spawnSync('ip', ['link', 'del', 'tsrun0']);
+      fs.rmSync('/var/lib/cni/networks/tsrun0', { recursive: true, force: true });
+    }
+    if (!hadCniChains) removeIdleCniChains();
+  });
+  const dir = context('bridge', { Dockerfile: 'FROM busybox\nRUN ip -o -4 addr show eth0 > /addr\n' });
+  const r = ts(['build', '-t', 'bridged', dir]);
+  t.equal(r.status, 0, r.stderr);
+  t.match(inside('bridged', 'cat /addr').stdout, /eth0\s+inet \d+\.\d+\.\d+\.\d+\//, 'the step had an address on the bridge');
+  const veths = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' }).split('\n').filter((l) => /master tsrun0/.test(l));
+  t.same(veths, [], 'its veth went with its container');
 });
