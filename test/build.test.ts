@@ -326,8 +326,8 @@ t.test('an interrupted build kills its step and leaves no container', { skip: ne
   let err = '';
   child.stderr.on('data', (c: Buffer) => (err += c));
   const started = Date.now();
-  while (!err.includes('started') && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
-  t.ok(err.includes('started'), 'the step runs');
+  while (!err.includes('\nstarted\n') && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
+  t.ok(err.includes('\nstarted\n'), 'the step runs');
   child.kill('SIGINT');
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   t.equal(code, 130, err);
@@ -335,6 +335,19 @@ t.test('an interrupted build kills its step and leaves no container', { skip: ne
   t.match(err, /^tsrun: Dockerfile:2: build interrupted by SIGINT$/m);
   t.same(containers(), [], 'no container left');
   t.same(fs.readdirSync(root).filter((n) => !n.startsWith('.')), [], 'no runtime state');
+
+  // Killed outright, a build leaves its step's container; the next build removes it.
+  const killed = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'build', '--network', 'none', '--no-cache', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  killed.stderr.on('data', (c: Buffer) => (out += c));
+  for (const end = Date.now() + 20_000; !out.includes('\nstarted\n') && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
+  killed.kill('SIGKILL');
+  await new Promise((r) => killed.on('exit', r));
+  t.equal(containers().length, 1, 'a SIGKILL leaves the step container');
+  const next = build(context('after-kill', { Dockerfile: 'FROM busybox\nRUN true\n' }));
+  t.equal(next.status, 0, next.stderr);
+  t.same(containers(), [], 'the next build removed it');
+  t.same(fs.readdirSync(root).filter((n) => !n.startsWith('.')), [], 'and its runtime state');
 });
 
 t.test('builder prune removes the cache and what only it kept', { skip: needsRoot }, async (t) => {

@@ -24,7 +24,7 @@ import type { TreeEntry } from '../image/unpack';
 import { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './dockerfile';
 import { expand, keyValues, splitQuoted, splitWhitespace, type Variables } from './words';
 import { matchSources, openContext, sourceEntries, sourcesHash, openSource, type Source, type SourceRoot } from './context';
-import { archiveEntries, archiveKind, copyStep, joinRel, runStep, statInRoot, type Placement } from './steps';
+import { archiveEntries, archiveKind, copyStep, runStep, statInRoot, stepName, sweepSteps, type Placement } from './steps';
 
 export interface BuildOptions {
   /** The context directory. */
@@ -246,6 +246,7 @@ class Builder {
   }
 
   async build(): Promise<BuildResult> {
+    await sweepSteps(this.registry);
     const buildArgs = this.opts.buildArgs ?? new Map();
     for (const ins of this.df.globalArgs) {
       for (const [name, dflt] of this.at(ins, () => keyValues(ins.args, this.df.escape, 'ARG', false))) {
@@ -749,7 +750,7 @@ async function* closing(entries: AsyncIterable<TreeEntry>, fd: number): AsyncGen
 
 /** The root of a container made from an image state (never started), for COPY --from. */
 async function withStateRoot<T>(registry: Registry, image: Image, fn: (root: ContainerRoot) => Promise<T>): Promise<T> {
-  const { info } = await createImageContainer({ image: 'build source', resolved: image, pull: 'never', storage: registry.images.root, root: registry.runtime.root, name: `build-${process.pid}-${Math.random().toString(16).slice(2, 10)}`, args: ['/'], init: true, entrypoint: '', user: '0', network: 'none' });
+  const { info } = await createImageContainer({ image: 'build source', resolved: image, pull: 'never', storage: registry.images.root, root: registry.runtime.root, name: stepName(), args: ['/'], init: true, entrypoint: '', user: '0', network: 'none' });
   try {
     return await withContainerRoot(registry, info.id, fn);
   } finally {

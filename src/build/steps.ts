@@ -6,12 +6,12 @@
 // the same code as commit.
 import fs = require('node:fs');
 import net = require('node:net');
-import path = require('node:path');
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
 import { createImageContainer, removeContainerFiles } from '../container/run-image';
 import { runContainer } from '../container/run';
+import { removeContainer } from '../container/remove';
 import { withContainerRoot, type ContainerRoot } from '../container/copy';
 import { containerLayers, upperOwner } from '../container/filesystem';
 import type { Registry } from '../container/registry';
@@ -39,6 +39,24 @@ export interface StepContainerOptions {
   args?: string[];
 }
 
+/** Build containers are named for their build's pid: a container of a build that is gone (killed) is its leftover. */
+export const stepName = () => `build-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
+
+/** Removes the containers of builds whose tsrun was killed. */
+export async function sweepSteps(registry: Registry): Promise<void> {
+  for (const id of registry.ids()) {
+    let name: string;
+    try {
+      name = registry.read(id).name;
+    } catch {
+      continue;
+    }
+    const pid = Number(/^build-(\d+)-[0-9a-f]+$/.exec(name)?.[1]);
+    if (!pid || pid === process.pid || fs.existsSync(`/proc/${pid}`)) continue;
+    await removeContainer(registry, id, { force: true }).catch(() => undefined);
+  }
+}
+
 /** The step's change as a layer, or undefined when it changed nothing. */
 async function captureLayer(registry: Registry, id: string): Promise<PackedLayer | undefined> {
   const layers = containerLayers(registry, id);
@@ -54,7 +72,7 @@ async function inContainer(opts: StepContainerOptions, fn: (id: string) => Promi
     pull: 'never',
     storage: opts.registry.images.root,
     root: opts.registry.runtime.root,
-    name: `build-${process.pid}-${Math.random().toString(16).slice(2, 10)}`,
+    name: stepName(),
     args: opts.args ?? ['/'],
     // A container that is never started still needs a command that exists (create checks it): tsrun's init, bound in.
     init: !opts.args,
@@ -263,4 +281,3 @@ export async function* archiveEntries(fd: number, compression: 'gzip' | 'zstd' |
   }
 }
 
-export const joinRel = (dir: string, name: string) => path.posix.join(dir, name).replace(/^\/+/, '');
