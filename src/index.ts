@@ -30,3 +30,6 @@ export { loadImages } from './image/load';
 export { saveImages } from './image/save';
 export { importRootfs } from './image/import';
 export { execInContainer, type ExecOptions } from './container/exec';
+export { buildImage, type BuildOptions, type BuildResult } from './build/build';
+export { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './build/dockerfile';
+export { pruneBuildCache, pruneImages } from './image/remove';
