@@ -7,9 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import * as tar from 'tar-stream';
-import { CLI, cniChains, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { CLI, defaultBridgeUndo, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
 import { makeTar } from './images';
-import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
 
 const ALPINE = path.resolve(__dirname, '..', '..', 'shared', 'images', 'alpine-minirootfs-3.20.3-x86_64.tar.gz');
 const root = stateRoot('build');
@@ -360,19 +359,10 @@ t.test('builder prune removes the cache and what only it kept', { skip: needsRoo
   t.notMatch(build(dir).stderr, /CACHED/, 'the next build runs its steps again');
 });
 
-// The default network's bridge and its rules are host-wide (as docker0's); made by this file, they go with it.
-const hadDefaultBridge = fs.existsSync('/sys/class/net/tsrun0');
-const hadCniChains = cniChains().length > 0;
+// The default bridge and its chains, if this file makes them, go with it.
+const undoDefaultBridge = defaultBridgeUndo();
 t.test('RUN is on the default bridge network unless --network says otherwise', { skip: needsRoot }, async (t) => {
-  t.teardown(() => {
-    if (!hadDefaultBridge) {
-      unguardLoopback('tsrun0');
-      removeBridgeRules('tsrun0');
-      spawnSync('ip', ['link', 'del', 'tsrun0']);
-      fs.rmSync('/var/lib/cni/networks/tsrun0', { recursive: true, force: true });
-    }
-    if (!hadCniChains) removeIdleCniChains();
-  });
+  t.teardown(undoDefaultBridge);
   const dir = context('bridge', { Dockerfile: 'FROM busybox\nRUN ip -o -4 addr show eth0 > /addr\n' });
   const r = ts(['build', '-t', 'bridged', dir]);
   t.equal(r.status, 0, r.stderr);

@@ -34,6 +34,27 @@ export function cniChains(): string[] {
   return r.status === 0 ? r.stdout.split('\n').filter((l) => /^:CNI-/.test(l)).map((l) => l.split(' ')[0].slice(1)) : [];
 }
 
+/**
+ * The default network's bridge and the plugins' chains are host-wide (as
+ * docker0's): a file that may make them notes now whether they were there,
+ * and the function returned removes them if this file made them.
+ */
+export function defaultBridgeUndo(): () => void {
+  const hadBridge = fs.existsSync('/sys/class/net/tsrun0');
+  const hadChains = cniChains().length > 0;
+  return () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const guard = require('../src/network/guard') as typeof import('../src/network/guard');
+    if (!hadBridge) {
+      guard.unguardLoopback('tsrun0');
+      guard.removeBridgeRules('tsrun0');
+      spawnSync('ip', ['link', 'del', 'tsrun0']);
+      fs.rmSync('/var/lib/cni/networks/tsrun0', { recursive: true, force: true });
+    }
+    if (!hadChains) guard.removeIdleCniChains();
+  };
+}
+
 // What the host had before the first test file ran, for the leak check to compare with.
 export const HOST_BEFORE = path.join(TEST_BASE, 'host-before.json');
 if (isRoot && !fs.existsSync(HOST_BEFORE)) {

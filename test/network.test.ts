@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxImage, busyboxRootfs, cniChains, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
+import { busyboxImage, busyboxRootfs, defaultBridgeUndo, needsRoot, removeRootfs, stateRoot, TEST_BASE, tsrun, stateEntries } from './helpers';
 import { makeLayout } from './images';
 import { probeVolume, removeProbe } from './probe';
-import { guardLoopback, removeBridgeRules, removeIdleCniChains, unguardLoopback } from '../src/network/guard';
+import { guardLoopback, removeBridgeRules, unguardLoopback } from '../src/network/guard';
 import { netnsPath } from '../src/network/netns';
 
 // Each container here makes and undoes real interfaces and rules: more than tap's default for a file.
@@ -92,8 +92,7 @@ function clean(t: Tap.Test, where: string) {
 }
 
 // The default network's bridge and its rules are host-wide (as docker0's); made by this file, they go with it.
-const hadDefaultBridge = fs.existsSync('/sys/class/net/tsrun0');
-const hadCniChains = cniChains().length > 0;
+const undoDefaultBridge = defaultBridgeUndo();
 t.before(() => {
   if (skip) return;
   busyboxImage(storage);
@@ -103,13 +102,7 @@ t.teardown(() => {
   for (const id of fs.existsSync(path.join(storage, 'containers')) ? fs.readdirSync(path.join(storage, 'containers')) : []) ts(['rm', '-f', id]);
   for (const n of ts(['network', 'ls', '-q']).stdout.split('\n').filter((n) => n && n !== 'bridge')) ts(['network', 'rm', n]);
   fs.rmSync(storage, { recursive: true, force: true });
-  if (!hadDefaultBridge) {
-    unguardLoopback('tsrun0');
-    removeBridgeRules('tsrun0');
-    spawnSync('ip', ['link', 'del', 'tsrun0']);
-    fs.rmSync('/var/lib/cni/networks/tsrun0', { recursive: true, force: true });
-  }
-  if (!hadCniChains) removeIdleCniChains();
+  undoDefaultBridge();
   removeProbe();
   removeRootfs();
 });

@@ -139,8 +139,9 @@ class Builder {
 
   /** The state as an image a container can be made from. */
   private imageOf(state: State): Image {
-    const layers = state.layers.length ? state.layers : [emptyLayer(this.store).desc];
-    const diffIDs = state.layers.length ? state.config.rootfs.diff_ids : [emptyLayer(this.store).diffID];
+    const empty = state.layers.length ? undefined : emptyLayer(this.store);
+    const layers = empty ? [empty.desc] : state.layers;
+    const diffIDs = empty ? [empty.diffID] : state.config.rootfs.diff_ids;
     // Volumes are the image's to mount when it runs, not a build step's.
     const config: ImageConfig = { ...state.config, rootfs: { type: 'layers', diff_ids: diffIDs }, config: { ...state.config.config, Volumes: undefined, Healthcheck: undefined } };
     const id = `sha256:${state.key}` as Digest;

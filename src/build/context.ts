@@ -11,6 +11,7 @@ import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
 import { fdPath, O_PATH, readTree } from '../rootfs/tree-io';
 import type { TreeEntry } from '../image/unpack';
 import { globRegExp, hasGlob } from './words';
+import { statInRoot } from './steps';
 
 const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
@@ -65,19 +66,7 @@ function relative(root: SourceRoot, pattern: string, what: string): string {
   return path.posix.normalize(`/${norm}`).slice(1).replace(/\/+$/, '');
 }
 
-function statIn(root: SourceRoot, rel: string): fs.Stats | undefined {
-  let fd: number;
-  try {
-    fd = native().openat2(root.fd, rel || '.', O_PATH, IN_ROOT);
-  } catch {
-    return undefined;
-  }
-  try {
-    return fs.fstatSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+const statIn = (root: SourceRoot, rel: string) => statInRoot(root.fd, rel);
 
 const kept = (root: SourceRoot, rel: string, st: fs.Stats) => !rel || !root.keep || root.keep(rel, st.isDirectory());
 
