@@ -17,6 +17,7 @@ import { runContainer, type RunOptions } from './run';
 import { checkName, Registry, type ContainerInfo, type RestartPolicy } from './registry';
 import { startDetached } from './detached';
 import { INIT_PATH, native } from '../native';
+import { parseSignal } from '../process/signals';
 
 /** Docker's json-file default is unbounded; a bound keeps /var/lib/tsrun from filling up. */
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
@@ -34,7 +35,8 @@ export interface ImageRunOptions {
   /** The image itself, already read (a build's step): no lookup or pull by name. */
   resolved?: Image;
   args?: string[];
-  entrypoint?: string;
+  /** A string is --entrypoint's one word ("" clears it); a list is an exec form. */
+  entrypoint?: string | string[];
   env?: string[];
   envFiles?: string[];
   workdir?: string;
@@ -79,6 +81,10 @@ export interface ImageRunOptions {
   /** --userns, --uidmap, --gidmap. */
   userns?: UsernsFlags;
   onExit?: RunOptions['onExit'];
+  /** --label: the container's labels, over the image's. */
+  labels?: Record<string, string>;
+  /** --stop-signal: what stop sends first (default the image's STOPSIGNAL, else SIGTERM). */
+  stopSignal?: string;
 }
 
 /** Reads a Docker --env-file: NAME=value lines, NAME alone, # comments. */
@@ -176,6 +182,8 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const restartPolicy = parseRestartPolicy(opts.restart);
   if (restartPolicy.name !== 'no' && opts.rm) throw new TsrunError('--restart and --rm cannot be used together: a removed container cannot restart');
   if (opts.name !== undefined) checkName(opts.name);
+  if (opts.stopSignal !== undefined) parseSignal(opts.stopSignal);
+  for (const k of Object.keys(opts.labels ?? {})) if (!k) throw new TsrunError('a label needs a name: an empty key was given');
   const img = opts.resolved ?? store.get(opts.image.startsWith('oci:') ? await resolveOciReference(store, opts.image) : await pullIfNeeded(store, opts));
   const env = [...(opts.envFiles ?? []).flatMap(readEnvFile), ...(opts.env ?? [])];
   const layers = await imageLayers(store, img, opts.trace);
@@ -217,10 +225,10 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
     'org.opencontainers.image.ref.name': img.record.names[0] ?? img.record.id,
     'tsrun.image.id': img.record.id,
     'tsrun.name': name,
-    ...(cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': cfg.StopSignal } : {}),
+    ...(opts.stopSignal ?? cfg.StopSignal ? { 'org.opencontainers.image.stopSignal': (opts.stopSignal ?? cfg.StopSignal)! } : {}),
     ...(cfg.ExposedPorts ? { 'tsrun.image.exposedPorts': Object.keys(cfg.ExposedPorts).join(',') } : {}),
     ...(cfg.Volumes ? { 'tsrun.image.volumes': Object.keys(cfg.Volumes).join(',') } : {}),
-    ...Object.fromEntries(Object.entries(cfg.Labels ?? {}).map(([k, v]) => [`tsrun.label.${k}`, v])),
+    ...Object.fromEntries(Object.entries({ ...cfg.Labels, ...opts.labels }).map(([k, v]) => [`tsrun.label.${k}`, v])),
   };
   const command = commandLine(cfg, opts.args ?? [], opts.entrypoint);
   const info: ContainerInfo = {
@@ -238,10 +246,10 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       user: opts.user ?? cfg.User ?? '',
       tty: !!opts.tty,
       openStdin: !!opts.interactive,
-      entrypoint: opts.entrypoint !== undefined ? (opts.entrypoint ? [opts.entrypoint] : null) : (cfg.Entrypoint ?? null),
+      entrypoint: opts.entrypoint !== undefined ? (Array.isArray(opts.entrypoint) ? opts.entrypoint : opts.entrypoint ? [opts.entrypoint] : null) : (cfg.Entrypoint ?? null),
       cmd: opts.args?.length ? opts.args : (cfg.Cmd ?? null),
-      labels: cfg.Labels ?? {},
-      stopSignal: cfg.StopSignal ?? 'SIGTERM',
+      labels: { ...cfg.Labels, ...opts.labels },
+      stopSignal: opts.stopSignal ?? cfg.StopSignal ?? 'SIGTERM',
     },
     hostConfig: {
       autoRemove: !!opts.rm,

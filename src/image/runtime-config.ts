@@ -43,8 +43,8 @@ export const DOCKER_READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/pr
 export interface ImageRunSettings {
   /** The command after the image name; replaces Cmd. */
   args: string[];
-  /** --entrypoint: replaces Entrypoint ("" clears it, and Cmd with it). */
-  entrypoint?: string;
+  /** --entrypoint: replaces Entrypoint ("" or [] clears it, and Cmd with it); a list is Compose's exec form. */
+  entrypoint?: string | string[];
   /** -e and --env-file, in order: NAME=value, or NAME alone to take the host's value. */
   env: string[];
   workdir?: string;
@@ -65,11 +65,11 @@ export interface ImageRunSettings {
 export const INIT_IN_CONTAINER = '/dev/init';
 
 /** The command Docker would run: Entrypoint + Cmd, with the override rules. */
-export function commandLine(config: ImageConfig['config'], args: string[], entrypoint: string | undefined): string[] {
+export function commandLine(config: ImageConfig['config'], args: string[], entrypoint: string | string[] | undefined): string[] {
   let ep = config?.Entrypoint ?? [];
   let cmd = config?.Cmd ?? [];
   if (entrypoint !== undefined) {
-    ep = entrypoint === '' ? [] : [entrypoint];
+    ep = Array.isArray(entrypoint) ? entrypoint : entrypoint === '' ? [] : [entrypoint];
     // A new entrypoint drops the image's Cmd, as Docker does.
     cmd = [];
   }

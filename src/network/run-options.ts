@@ -24,6 +24,8 @@ export interface NetworkFlags {
   addHost?: string[];
   /** --hostname, only to refuse it where it cannot apply. */
   hostname?: string;
+  /** Networks joined beside the first (Compose's services.*.networks), each with its own aliases and address. */
+  moreNetworks?: { name: string; aliases?: string[]; ip?: string }[];
 }
 
 export interface NetworkPart {
@@ -110,6 +112,7 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
   if (flags.macAddress && parseInt(flags.macAddress.slice(0, 2), 16) & 1) throw new TsrunError(`--mac-address ${flags.macAddress}: a multicast address (the first octet is odd) cannot be an interface's`);
   const ports = [...(flags.publish ?? []).flatMap(parsePublish), ...(flags.publishAll ? publishAll(exposed) : [])];
   const own = (what: string[]) => {
+    if (flags.moreNetworks?.length) throw new TsrunError(`a container with --network ${mode} cannot join other networks`);
     const given = [flags.publish?.length && '-p', flags.publishAll && '-P', flags.ip && '--ip', flags.networkAlias?.length && '--network-alias', flags.macAddress && '--mac-address'].filter(Boolean);
     const refused = given.filter((g) => what.includes(g as string));
     if (refused.length) throw new TsrunError(`${refused.join(', ')} cannot be used with --network ${mode}: the container has no network of its own to publish or address`);
@@ -135,6 +138,15 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
   const net = networksOf(registry).find(mode);
   if (!net) throw new TsrunError(`network ${mode} not found (tsrun network ls lists them)${flags.network === undefined ? `: ${DEFAULT_NETWORK_ENV} names it` : ''}`);
   if (net.name === DEFAULT_NETWORK && (flags.ip || flags.networkAlias?.length)) throw new TsrunError(`${flags.ip ? '--ip' : '--network-alias'} needs a user network (network create): the default bridge network has neither fixed addresses nor names`);
-  const request: NetworkRequest = { networks: [{ name: net.name, aliases: flags.networkAlias ?? [], ...(flags.ip ? { ip: flags.ip } : {}) }], ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}) };
+  const networks: NetworkRequest['networks'] = [{ name: net.name, aliases: flags.networkAlias ?? [], ...(flags.ip ? { ip: flags.ip } : {}) }];
+  for (const more of flags.moreNetworks ?? []) {
+    const other = networksOf(registry).find(more.name);
+    if (!other) throw new TsrunError(`network ${more.name} not found (tsrun network ls lists them)`);
+    if (networks.some((n) => n.name === other.name)) throw new TsrunError(`network ${other.name} is named twice`);
+    if (other.name === DEFAULT_NETWORK && (more.ip || more.aliases?.length)) throw new TsrunError(`aliases and fixed addresses need a user network: the default bridge network has neither`);
+    for (const a of more.aliases ?? []) checkAlias(a);
+    networks.push({ name: other.name, aliases: more.aliases ?? [], ...(more.ip ? { ip: more.ip } : {}) });
+  }
+  const request: NetworkRequest = { networks, ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}) };
   return { mode: net.name, namespace: { path: netnsPath(registry.runtime.root, id) }, request, hosts: baseHosts(extraHosts), resolvConf: resolvConf(flags, false) };
 }
