@@ -1,0 +1,68 @@
+// compose down: the project's containers stopped in reverse dependency
+// order and removed, its networks removed (never an external one), and with
+// -v its volumes, with --rmi its images.
+import fs = require('node:fs');
+import path = require('node:path');
+import { TsrunError } from '../errors';
+import { removeNetwork } from '../network/manage';
+import { networksOf } from '../network/attach';
+import { removeVolume, volumesOf } from '../volume/manage';
+import { removeImages } from '../image/remove';
+import { startOrder } from './model';
+import { LABEL, projectContainers } from './project';
+import { imageName, removeOne, type ComposeContext } from './up';
+
+export interface DownOptions {
+  volumes?: boolean;
+  rmi?: 'local' | 'all';
+  removeOrphans?: boolean;
+  timeout?: number;
+}
+
+export async function down(ctx: ComposeContext, opts: DownOptions = {}) {
+  const project = ctx.project;
+  if (opts.rmi && !['local', 'all'].includes(opts.rmi)) throw new TsrunError(`--rmi ${opts.rmi}: use local or all`);
+  const order = startOrder(project).reverse();
+  const all = projectContainers(ctx.registry, project.name, { oneoff: true });
+  const known = (s: string) => !!project.services[s] || !!project.disabled[s];
+  // Each service's containers together, dependents before what they depend on; one-off runs and orphans first.
+  const groups = [
+    all.filter((c) => c.oneoff || (!known(c.service) && opts.removeOrphans)),
+    ...order.map((s) => all.filter((c) => !c.oneoff && c.service === s)),
+    all.filter((c) => !c.oneoff && project.disabled[c.service]),
+  ];
+  const orphans = all.filter((c) => !c.oneoff && !known(c.service));
+  if (orphans.length && !opts.removeOrphans) ctx.log(`WARN: found orphan containers (${orphans.map((c) => c.info.name).join(', ')}): run with --remove-orphans to remove them`);
+  for (const g of groups) await Promise.all(g.map((c) => removeOne(ctx, c, { volumes: opts.volumes, timeout: opts.timeout })));
+
+  const nets = networksOf(ctx.registry);
+  for (const n of Object.values(project.networks)) {
+    if (n.external) continue;
+    const have = nets.find(n.name);
+    if (!have || (have.labels[LABEL.project] ?? project.name) !== project.name) continue;
+    await removeNetwork(ctx.registry, n.name);
+    ctx.log(` Network ${n.name}  Removed`);
+  }
+  if (opts.volumes) {
+    const vols = volumesOf(ctx.registry);
+    for (const v of Object.values(project.volumes)) {
+      if (v.external || !vols.find(v.name)) continue;
+      await removeVolume(ctx.registry, v.name);
+      ctx.log(` Volume ${v.name}  Removed`);
+    }
+  }
+  if (opts.rmi) {
+    const images = new Set<string>();
+    for (const s of Object.values({ ...project.services, ...project.disabled })) if (opts.rmi === 'all' || !s.image) images.add(imageName(project, s));
+    for (const name of images) {
+      if (!ctx.registry.images.find(name)) continue;
+      try {
+        await removeImages(ctx.registry.images, [name], {});
+        ctx.log(` Image ${name}  Removed`);
+      } catch (e) {
+        ctx.log(`WARN: image ${name} kept: ${(e as Error).message}`);
+      }
+    }
+  }
+  fs.rmSync(path.join(ctx.registry.runtime.root, 'compose', project.name), { recursive: true, force: true });
+}
