@@ -33,3 +33,6 @@ export { execInContainer, type ExecOptions } from './container/exec';
 export { buildImage, type BuildOptions, type BuildResult } from './build/build';
 export { parseDockerfile, type Dockerfile, type Instruction, type Stage } from './build/dockerfile';
 export { pruneBuildCache, pruneImages } from './image/remove';
+export { loadProject, type Project, type ServiceConfig, type LoadOptions } from './compose/model';
+export { up as composeUp, type ComposeContext, type UpOptions } from './compose/up';
+export { down as composeDown, type DownOptions } from './compose/down';
