@@ -30,13 +30,7 @@ export interface ProjectContainer {
 /** The project's containers, by service and number (one-off `run` containers only when asked). */
 export function projectContainers(registry: Registry, project: string, opts: { oneoff?: boolean; services?: string[] } = {}): ProjectContainer[] {
   const out: ProjectContainer[] = [];
-  for (const id of registry.ids()) {
-    let info: ContainerInfo;
-    try {
-      info = registry.read(id);
-    } catch {
-      continue; // removed meanwhile
-    }
+  for (const info of registry.records()) {
     const l = info.config.labels ?? {};
     if (l[LABEL.project] !== project) continue;
     const oneoff = l[LABEL.oneoff] === 'True';

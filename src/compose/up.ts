@@ -6,13 +6,9 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { TsrunError } from '../errors';
 import type { Registry } from '../container/registry';
-import { createImageContainer, removeContainerFiles, type ImageRunOptions } from '../container/run-image';
-import { startDetached } from '../container/detached';
+import { runImageDetached, type ImageRunOptions } from '../container/run-image';
 import { startStopped, stopContainer } from '../container/stop';
 import { removeContainer } from '../container/remove';
-import { deleteContainer } from '../container/delete';
-import { disconnectNetworks } from '../network/attach';
-import { removeAnonymousVolumes } from '../volume/mounts';
 import { createNetwork } from '../network/manage';
 import { networksOf } from '../network/attach';
 import { createVolume, volumesOf } from '../volume/manage';
@@ -262,28 +258,12 @@ export function runOptionsOf(ctx: ComposeContext, s: ServiceConfig, number: numb
   };
 }
 
-/** Makes and starts one container; nothing stays of one that failed. */
+/** Makes and starts one container (runImageDetached: nothing stays of one that failed). */
 export async function startNew(ctx: ComposeContext, opts: ImageRunOptions, bindSources: string[]): Promise<string> {
   for (const src of bindSources) fs.mkdirSync(src, { recursive: true });
-  const { registry, info } = await createImageContainer(opts);
-  say(ctx, 'Container', info.name, 'Created');
-  await registry.lock(info.id, async () => {
-    try {
-      await startDetached(registry, info, {});
-    } catch (e) {
-      try {
-        if (registry.runtime.exists(info.id)) await deleteContainer(info.id, { root: registry.runtime.root, force: true });
-        await disconnectNetworks(registry, info.id);
-        removeContainerFiles(registry, info);
-        await removeAnonymousVolumes(registry, info);
-      } catch {
-        /* kept for rm -f */
-      }
-      throw e;
-    }
-  });
-  say(ctx, 'Container', info.name, 'Started');
-  return info.id;
+  const id = await runImageDetached(opts);
+  say(ctx, 'Container', opts.name!, 'Started');
+  return id;
 }
 
 export function stopGrace(s: ServiceConfig | undefined): number {
