@@ -60,6 +60,7 @@ services:
     depends_on:
       db: {condition: service_started}
     networks: [back, default]
+    secrets: [token, {source: apikey, target: api}]
   tools:
     image: busybox
     profiles: [debug]
@@ -68,7 +69,12 @@ volumes:
   data: {}
 networks:
   back: {}
+secrets:
+  token: {file: ./token.txt}
+  apikey: {environment: COMPOSE_TEST_API_KEY}
 `;
+// A secret's value by the environment: the test's own, seen by every compose call.
+process.env.COMPOSE_TEST_API_KEY = 'key-from-env-5e1f';
 
 t.before(() => {
   if (needsRoot) return;
@@ -76,6 +82,7 @@ t.before(() => {
   fs.mkdirSync(path.join(dir, 'site'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'site', 'index.html'), 'hello from web\n');
   fs.writeFileSync(path.join(dir, 'compose.yaml'), COMPOSE);
+  fs.writeFileSync(path.join(dir, 'token.txt'), 'token-from-file-9c2d');
   const port = 20000 + (process.pid % 20000);
   fs.writeFileSync(path.join(dir, '.env'), `WEB_PORT=${port}\nWEB_PORT_END=${port + 2}\nGREETING=from-dotenv\n`);
   fs.writeFileSync(path.join(dir, 'compose.override.yaml'), 'services:\n  worker:\n    environment: [EXTRA=override]\n');
@@ -119,6 +126,12 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   t.equal(envOut.stdout, 'from-dotenv|$HOME|override\n', '.env interpolated, $$ a dollar, the override file merged');
   t.equal(compose(['exec', '-T', 'worker', 'sh', '-c', 'exit 3']).status, 3, 'exec exits with the command\'s status');
   t.equal(compose(['exec', '-T', 'web', 'sh', '-c', 'echo kept > /data/f']).status, 0);
+
+  const secrets = compose(['exec', '-T', 'worker', 'sh', '-c', 'cat /run/secrets/token; echo; cat /run/secrets/api; echo; echo x > /run/secrets/token']);
+  t.equal(secrets.stdout, 'token-from-file-9c2d\nkey-from-env-5e1f\n', 'secrets from a file and from the environment at /run/secrets');
+  t.match(secrets.stderr, /Read-only file system/, 'a secret is read-only inside');
+  const record = ts(['inspect', `${project}-worker-1`]).stdout;
+  t.notMatch(record, /token-from-file|key-from-env/, 'no secret value in inspect');
 
   const logs = compose(['logs', 'db']);
   t.match(logs.stdout, new RegExp(`^${project}-db-1 \\| db up$`, 'm'), 'logs prefixed with the container name');
