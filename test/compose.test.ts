@@ -178,6 +178,25 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   t.ok(fs.existsSync(path.join(dir, 'site', 'index.html')), 'the bind source is the user\'s and stays');
 });
 
+t.test('depends_on service_completed_successfully, and up attached to the logs', { skip: needsRoot }, async (t) => {
+  const jdir = path.join(dir, 'jobs');
+  fs.mkdirSync(jdir, { recursive: true });
+  const file = (status: number) =>
+    `services:\n  migrate:\n    image: busybox\n    command: ["sh", "-c", "sleep 1; echo migrated > /shared/flag; exit ${status}"]\n    volumes: [shared:/shared]\n  app:\n    image: busybox\n    command: ["sh", "-c", "cat /shared/flag"]\n    volumes: [shared:/shared]\n    depends_on:\n      migrate: {condition: service_completed_successfully}\nvolumes:\n  shared: {}\n`;
+  fs.writeFileSync(path.join(jdir, 'compose.yaml'), file(0));
+  // Attached: each container's lines after its name; up returns when they have all exited.
+  const up = compose(['up'], { cwd: jdir });
+  t.equal(up.status, 0, up.stderr);
+  t.match(up.stdout, new RegExp(`^${project}-app-1\\s+\\| migrated$`, 'm'), 'app started after migrate finished, and its output is shown');
+  t.equal(compose(['down', '-v'], { cwd: jdir }).status, 0);
+  fs.writeFileSync(path.join(jdir, 'compose.yaml'), file(3));
+  const failed = compose(['up', '-d'], { cwd: jdir });
+  t.not(failed.status, 0);
+  t.match(failed.stderr, new RegExp(`depends on migrate completing successfully, but ${project}-migrate-1 exited with 3`));
+  t.notOk(psJson().some((c) => c.Service === 'app'), 'the dependent service was not started');
+  t.equal(compose(['down', '-v'], { cwd: jdir }).status, 0);
+});
+
 t.test('a build: service is built, tagged PROJECT-SERVICE, and run', { skip: needsRoot }, async (t) => {
   const bdir = path.join(dir, 'built');
   fs.mkdirSync(path.join(bdir, 'app'), { recursive: true });
