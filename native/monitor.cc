@@ -4,12 +4,17 @@
 // container is our child: we reap it, record its exit status and end time,
 // write its output to a log, and hold the master side of its terminal.
 // Then we exec the exit command (tsrun's clean-up, restart policy, --rm).
+// With --health, we also start one health probe (`tsrun healthcheck run
+// ID`) after each interval while the container runs, never two at once:
+// no daemon is needed to keep the schedule.
 //
 // Small on purpose (target: at most 2 MiB resident): linked statically,
 // no allocation after start, one poll loop.
 //
 //   tsrun-monitor --exit FILE [--log FILE --log-max BYTES]
 //                 [--stdout FD] [--stderr FD] [--console FD] [--hold FD]
+//                 [--health-interval MS --health-start-period MS
+//                  --health-start-interval MS --health N PROBE-COMMAND(N words)]
 //                 [-- EXIT-COMMAND...]
 //
 // fd 3 is the control pipe: the runtime writes the container's pid there
@@ -26,6 +31,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -53,6 +59,47 @@ long long log_size = 0;
 Stream out{"stdout", -1, 0, {}}, err{"stderr", -1, 0, {}};
 int console_sock = -1;
 char *const *exit_command = nullptr;
+
+// Health probes: started after each interval; the start interval applies
+// in the start period until a probe has passed (Docker's schedule).
+char **health_argv = nullptr;
+long long health_interval = 0, health_start_period = 0, health_start_interval = 0;
+pid_t health_pid = 0;
+bool health_passed = false;
+long long started_at = 0, next_probe = -1;
+
+long long now_ms() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void schedule_probe() {
+  long long now = now_ms();
+  bool early = !health_passed && now - started_at < health_start_period;
+  next_probe = now + (early ? health_start_interval : health_interval);
+}
+
+void start_probe() {
+  next_probe = -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    // A plain process in a group of its own (killed as one when the container ends).
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    if (syscall(SYS_close_range, 3U, ~0U, 0) != 0)
+      for (int fd = 3; fd < 1024; fd++) close(fd);
+    execv(health_argv[0], health_argv);
+    _exit(127);
+  }
+  if (pid > 0) health_pid = pid;
+  else schedule_probe();  // fork failed: try again next time
+}
 
 pid_t container = 0;
 bool exited = false;
@@ -159,7 +206,12 @@ void receive_console() {
 }
 
 void note_exit(pid_t pid, int st) {
-  if (container && pid == container) {
+  if (health_pid && pid == health_pid) {
+    // The probe command exits 0 when the container is healthy.
+    health_pid = 0;
+    health_passed = health_passed || (WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    if (!exited) schedule_probe();
+  } else if (container && pid == container) {
     exited = true;
     status = st;
   } else if (!container && nearly < 32) {
@@ -211,6 +263,10 @@ void read_control() {
   if (container <= 0) abandon();
   for (int i = 0; i < nearly; i++)
     if (early[i].pid == container) note_exit(container, early[i].status);
+  if (health_argv && !exited) {
+    started_at = now_ms();
+    schedule_probe();
+  }
 }
 
 void write_exit_file() {
@@ -230,7 +286,9 @@ void write_exit_file() {
 }
 
 int usage() {
-  static const char msg[] = "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [--hold FD] [-- COMMAND...]\n";
+  static const char msg[] =
+      "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [--hold FD]\n"
+      "                     [--health-interval MS --health-start-period MS --health-start-interval MS --health N COMMAND...] [-- COMMAND...]\n";
   ssize_t ignored = write(2, msg, sizeof msg - 1);
   (void)ignored;
   return 2;
@@ -254,9 +312,22 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--stderr")) err.fd = atoi(v);
     else if (!strcmp(a, "--console")) console_sock = atoi(v);
     else if (!strcmp(a, "--hold")) (void)v;  // kept open, never used: a -d -i container's stdin
-    else return usage();
+    else if (!strcmp(a, "--health-interval")) health_interval = atoll(v);
+    else if (!strcmp(a, "--health-start-period")) health_start_period = atoll(v);
+    else if (!strcmp(a, "--health-start-interval")) health_start_interval = atoll(v);
+    else if (!strcmp(a, "--health")) {
+      // N words of command; execv needs them NULL-terminated, so they are copied.
+      int n = atoi(v);
+      if (n <= 0 || i + n >= argc) return usage();
+      static char *words[64];
+      if (n >= 64) return usage();
+      for (int k = 0; k < n; k++) words[k] = argv[i + 1 + k];
+      words[n] = nullptr;
+      health_argv = words;
+      i += n;
+    } else return usage();
   }
-  if (!exit_file) return usage();
+  if (!exit_file || (health_argv && health_interval <= 0)) return usage();
 
   // Orphans of a container without a PID namespace come to us, not init.
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -288,10 +359,17 @@ int main(int argc, char **argv) {
     if (out.fd >= 0) p[io = n++] = {out.fd, POLLIN, 0};
     if (err.fd >= 0) p[ie = n++] = {err.fd, POLLIN, 0};
     if (console_sock >= 0) p[ik = n++] = {console_sock, POLLIN, 0};
-    if (poll(p, static_cast<nfds_t>(n), -1) < 0) {
+    int wait_ms = -1;
+    if (next_probe >= 0) {
+      long long left = next_probe - now_ms();
+      wait_ms = left < 0 ? 0 : static_cast<int>(left > 86400000 ? 86400000 : left);
+    }
+    int ready = poll(p, static_cast<nfds_t>(n), wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (next_probe >= 0 && now_ms() >= next_probe && !health_pid) start_probe();
     if (ic >= 0 && p[ic].revents) {
       read_control();
       control_open = false;
@@ -305,6 +383,14 @@ int main(int argc, char **argv) {
     if (io >= 0 && p[io].revents) pump(out);
     if (ie >= 0 && p[ie].revents) pump(err);
     if (ik >= 0 && p[ik].revents) receive_console();
+  }
+  // A probe still running has nothing left to probe.
+  if (health_pid) {
+    kill(-health_pid, SIGKILL);
+    kill(health_pid, SIGKILL);
+    while (waitpid(health_pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    health_pid = 0;
   }
   // What is still in the pipes belongs to the container's output.
   if (out.fd >= 0) pump(out);

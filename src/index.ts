@@ -23,6 +23,7 @@ export { removeContainer } from './container/remove';
 export { waitContainer } from './container/wait';
 export { readLogs, parseSince, type LogEntry, type LogOptions } from './container/logs';
 export { inspectContainer, listManaged, type ContainerSummary } from './container/inspect';
+export { readHealth, runHealthcheck, type HealthOptions, type HealthState } from './container/health';
 export { topContainer } from './container/top';
 export { renameContainer } from './container/rename';
 export { ImageStore } from './image/store';

@@ -21,7 +21,7 @@ const psJson = () =>
   compose(['ps', '-a', '--format', 'json'])
     .stdout.split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l) as { ID: string; Name: string; Service: string; State: string; Labels: Record<string, string> });
+    .map((l) => JSON.parse(l) as { ID: string; Name: string; Service: string; State: string; Health: string; Status: string; Labels: Record<string, string> });
 
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -46,7 +46,12 @@ services:
   db:
     image: busybox
     init: true
-    command: ["sh", "-c", "echo db up; exec nc -ll -p 5432 -e echo pong"]
+    command: ["sh", "-c", "echo db up; sleep 1; touch /tmp/ready; exec nc -ll -p 5432 -e echo pong"]
+    healthcheck:
+      test: ["CMD", "test", "-e", "/tmp/ready"]
+      interval: 1m
+      start_period: 30s
+      start_interval: 200ms
     networks:
       default: {}
       back: {aliases: [database]}
@@ -58,7 +63,7 @@ services:
       GREETING: \${GREETING:-unset}
       PLAIN: "$$HOME"
     depends_on:
-      db: {condition: service_started}
+      db: {condition: service_healthy}
     networks: [back, default]
     secrets: [token, {source: apikey, target: api}]
   tools:
@@ -108,6 +113,15 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   const ps = psJson();
   t.same(ps.map((c) => c.Name).sort(), [`${project}-db-1`, `${project}-web-1`, `${project}-web-2`, `${project}-worker-1`], 'Docker Compose\'s names; the profiled service is not started');
   t.ok(ps.every((c) => c.State === 'running'), 'all running');
+  // The worker waited for the db's health check to pass (the db makes /tmp/ready a second after it starts).
+  const db = inspect(`${project}-db-1`);
+  const passed = db.State.Health.Log.find((l: { ExitCode: number }) => l.ExitCode === 0);
+  t.ok(passed, 'the db\'s health check passed');
+  t.not(db.State.Health.Log[0].ExitCode, 0, 'after failing first (in its start period)');
+  t.ok(Date.parse(inspect(`${project}-worker-1`).State.StartedAt) >= Date.parse(passed.End), 'the worker started only after the db turned healthy');
+  const dbRow = ps.find((c) => c.Name === `${project}-db-1`)!;
+  t.equal(dbRow.Health, 'healthy');
+  t.match(dbRow.Status, /\(healthy\)$/, 'compose ps shows the health');
   const web1 = inspect(`${project}-web-1`);
   t.equal(web1.Config.Labels['com.docker.compose.project'], project);
   t.equal(web1.Config.Labels['com.docker.compose.service'], 'web');
@@ -197,6 +211,30 @@ t.test('depends_on service_completed_successfully, and up attached to the logs',
   t.equal(compose(['down', '-v'], { cwd: jdir }).status, 0);
 });
 
+t.test('up --wait returns once every container runs and is healthy, and fails on an unhealthy one', { skip: needsRoot }, async (t) => {
+  const wdir = path.join(dir, 'wait');
+  fs.mkdirSync(wdir, { recursive: true });
+  const file = (test: string) =>
+    `services:\n  slow:\n    image: busybox\n    init: true\n    command: ["sh", "-c", "sleep 2; touch /tmp/up; exec sleep 600"]\n    healthcheck:\n      test: ${test}\n      interval: 300ms\n      retries: 30\n  plain:\n    image: busybox\n    init: true\n    command: sleep 600\n`;
+  fs.writeFileSync(path.join(wdir, 'compose.yaml'), file('test -e /tmp/up'));
+  const up = compose(['up', '--wait'], { cwd: wdir });
+  t.equal(up.status, 0, up.stderr);
+  t.match(up.stderr, new RegExp(`Container ${project}-slow-1  Healthy`));
+  t.match(up.stderr, new RegExp(`Container ${project}-plain-1  Running`));
+  t.equal(inspect(`${project}-slow-1`).State.Health.Status, 'healthy', 'healthy when up --wait returns');
+  t.equal(compose(['down', '-t', '1'], { cwd: wdir }).status, 0);
+
+  fs.writeFileSync(path.join(wdir, 'compose.yaml'), file('["CMD", "false"]').replace('retries: 30', 'retries: 2'));
+  const failed = compose(['up', '--wait'], { cwd: wdir });
+  t.not(failed.status, 0, 'an unhealthy container fails up --wait');
+  t.match(failed.stderr, new RegExp(`up --wait: service slow, but ${project}-slow-1 is unhealthy`));
+  fs.writeFileSync(path.join(wdir, 'compose.yaml'), file('["CMD", "false"]').replace('retries: 30', 'retries: 1000'));
+  const late = compose(['up', '--wait', '--wait-timeout', '1'], { cwd: wdir });
+  t.not(late.status, 0);
+  t.match(late.stderr, /was not ready in time/, '--wait-timeout bounds the wait');
+  t.equal(compose(['down', '-t', '1'], { cwd: wdir }).status, 0);
+});
+
 t.test('a build: service is built, tagged PROJECT-SERVICE, and run', { skip: needsRoot }, async (t) => {
   const bdir = path.join(dir, 'built');
   fs.mkdirSync(path.join(bdir, 'app'), { recursive: true });
@@ -223,7 +261,7 @@ t.test('bad compose files: one line naming file, line and key; nothing made', { 
     ['services:\n  web:\n    image: busybox\n    logging: {driver: syslog}\n', /services\.web\.logging: not supported by tsrun/],
     ['services:\n  web:\n    image: busybox\n    volumes: ["undeclared:/x"]\n', /volume undeclared is not declared/],
     ['services:\n  web:\n    image: busybox\n    ports: ["99999:80"]\n', /host ports run from 1 to 65535/],
-    ['services:\n  web:\n    image: busybox\n    healthcheck: {test: "true"}\n', /healthcheck is not supported yet/],
+    ['services:\n  web:\n    image: busybox\n    healthcheck: {test: "true", interval: soon}\n', /compose\.yaml:4: services\.web\.healthcheck\.interval: expected a duration/],
   ];
   for (const [text, want] of cases) {
     fs.writeFileSync(path.join(bad, 'compose.yaml'), text);

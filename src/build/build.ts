@@ -8,6 +8,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { crypto } from '../lazy';
 import { TsrunError } from '../errors';
+import { durationNs } from '../duration';
 import { Registry } from '../container/registry';
 import { imageLayers } from '../container/run-image';
 import type { ContainerRoot } from '../container/copy';
@@ -84,14 +85,6 @@ function ociLayer(d: Descriptor): Descriptor {
 }
 
 /** Go's time.ParseDuration, in nanoseconds (HEALTHCHECK's flags). */
-function duration(text: string, what: string): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) throw new TsrunError(`${what} ${text}: not a duration (e.g. 30s, 1m30s)`);
-  let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * units[m[2]];
-  return Math.round(total);
-}
-
 /** Stage by name or index, for FROM and COPY --from. */
 function stageNamed(df: Dockerfile, name: string, before: number): Stage | undefined {
   const lower = name.toLowerCase();
@@ -571,10 +564,10 @@ class StageRun {
     } else test = ['CMD-SHELL', rest];
     const out: NonNullable<Config['Healthcheck']> = { Test: test };
     const f = ins.flags;
-    if (f.has('interval')) out.Interval = duration(f.get('interval')!, 'HEALTHCHECK --interval');
-    if (f.has('timeout')) out.Timeout = duration(f.get('timeout')!, 'HEALTHCHECK --timeout');
-    if (f.has('start-period')) out.StartPeriod = duration(f.get('start-period')!, 'HEALTHCHECK --start-period');
-    if (f.has('start-interval')) out.StartInterval = duration(f.get('start-interval')!, 'HEALTHCHECK --start-interval');
+    if (f.has('interval')) out.Interval = durationNs(f.get('interval')!, 'HEALTHCHECK --interval');
+    if (f.has('timeout')) out.Timeout = durationNs(f.get('timeout')!, 'HEALTHCHECK --timeout');
+    if (f.has('start-period')) out.StartPeriod = durationNs(f.get('start-period')!, 'HEALTHCHECK --start-period');
+    if (f.has('start-interval')) out.StartInterval = durationNs(f.get('start-interval')!, 'HEALTHCHECK --start-interval');
     if (f.has('retries')) {
       const r = f.get('retries')!;
       if (!/^\d+$/.test(r)) throw new TsrunError(`HEALTHCHECK --retries ${r}: expected a whole number`);

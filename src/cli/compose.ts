@@ -5,7 +5,7 @@ import YAML = require('yaml');
 import { TsrunError } from '../errors';
 import { loadProject, type Project } from '../compose/model';
 import { projectContainers, type ProjectContainer } from '../compose/project';
-import { buildService, ensureImages, selected, stopGrace, up, type ComposeContext } from '../compose/up';
+import { buildService, ensureImages, selected, stopGrace, up, waitReady, type ComposeContext } from '../compose/up';
 import { down } from '../compose/down';
 import { summarize } from '../container/inspect';
 import { readLogs, parseSince, type LogEntry } from '../container/logs';
@@ -116,7 +116,9 @@ export function register(program: Command) {
     .option('--remove-orphans', 'remove containers of services no longer in the file')
     .option('--pull <policy>', 'always, missing or never')
     .option('--abort-on-container-exit', 'without -d: stop everything when any container stops')
-    .action(async (services: string[], opts: { detach?: boolean; build?: boolean; forceRecreate?: boolean; recreate?: boolean; deps?: boolean; scale?: string[]; removeOrphans?: boolean; pull?: string; abortOnContainerExit?: boolean }, cmd: Command) => {
+    .option('--wait', 'wait until every container runs, and is healthy where it has a health check (implies -d)')
+    .option('--wait-timeout <seconds>', 'with --wait: give up after this long')
+    .action(async (services: string[], opts: { detach?: boolean; build?: boolean; forceRecreate?: boolean; recreate?: boolean; deps?: boolean; scale?: string[]; removeOrphans?: boolean; pull?: string; abortOnContainerExit?: boolean; wait?: boolean; waitTimeout?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const scale: Record<string, number> = {};
       for (const s of opts.scale ?? []) {
@@ -126,7 +128,17 @@ export function register(program: Command) {
       }
       if (opts.pull && !['always', 'missing', 'never'].includes(opts.pull)) throw new TsrunError(`--pull ${opts.pull}: use always, missing or never`);
       if (opts.forceRecreate && opts.recreate === false) throw new TsrunError('--force-recreate and --no-recreate cannot be used together');
+      if (opts.waitTimeout !== undefined && (!opts.wait || !/^\d+$/.test(opts.waitTimeout))) throw new TsrunError(`--wait-timeout ${opts.waitTimeout}: give a whole number of seconds, with --wait`);
       const ids = await up(ctx, { services, build: opts.build, noBuild: opts.build === false, forceRecreate: opts.forceRecreate, noRecreate: opts.recreate === false, noDeps: opts.deps === false, scale, removeOrphans: opts.removeOrphans, pull: opts.pull as 'always' | undefined });
+      if (opts.wait) {
+        const deadline = opts.waitTimeout !== undefined ? Date.now() + Number(opts.waitTimeout) * 1000 : undefined;
+        const list = projectContainers(ctx.registry, ctx.project.name).filter((c) => ids.includes(c.info.id));
+        await Promise.all(list.map(async (c) => {
+          await waitReady(ctx, c, `up --wait: service ${c.service}`, { deadline });
+          process.stderr.write(`Container ${c.info.name}  ${ctx.registry.read(c.info.id).config.healthcheck ? 'Healthy' : 'Running'}\n`);
+        }));
+        return;
+      }
       if (opts.detach) return;
       // Attached: every container's log until they all stop; Ctrl-C stops them.
       const list = projectContainers(ctx.registry, ctx.project.name).filter((c) => ids.includes(c.info.id));
@@ -188,7 +200,7 @@ export function register(program: Command) {
       if (opts.services) return void process.stdout.write([...new Set(rows.map((r) => r.c.service))].map((s) => `${s}\n`).join(''));
       if (opts.quiet) return void process.stdout.write(rows.map((r) => `${r.c.info.id}\n`).join(''));
       if (opts.format === 'json') {
-        const out = rows.map(({ c, s }) => ({ ID: c.info.id, Name: c.info.name, Image: c.info.image, Command: s.command, Project: ctx.project.name, Service: c.service, Created: c.info.created, State: s.status, Status: s.statusText, ExitCode: s.exitCode, Labels: c.info.config.labels, Publishers: (readNetworkState(ctx.registry, c.info.id)?.ports ?? []).map((p) => ({ URL: p.hostIp || '0.0.0.0', TargetPort: p.containerPort, PublishedPort: p.hostPort, Protocol: p.protocol })) }));
+        const out = rows.map(({ c, s }) => ({ ID: c.info.id, Name: c.info.name, Image: c.info.image, Command: s.command, Project: ctx.project.name, Service: c.service, Created: c.info.created, State: s.status, Health: s.health ?? '', Status: s.statusText, ExitCode: s.exitCode, Labels: c.info.config.labels, Publishers: (readNetworkState(ctx.registry, c.info.id)?.ports ?? []).map((p) => ({ URL: p.hostIp || '0.0.0.0', TargetPort: p.containerPort, PublishedPort: p.hostPort, Protocol: p.protocol })) }));
         return void process.stdout.write(out.map((o) => `${JSON.stringify(o)}\n`).join(''));
       }
       printTable([['NAME', 'IMAGE', 'COMMAND', 'SERVICE', 'CREATED', 'STATUS', 'PORTS'], ...rows.map(({ c, s }) => [c.info.name, c.info.image, s.command.length > 30 ? `${s.command.slice(0, 29)}…` : s.command, c.service, c.info.created.slice(0, 19).replace('T', ' '), s.statusText, s.ports])]);

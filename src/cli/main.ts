@@ -44,6 +44,7 @@ import * as compose from './compose';
 import * as exportVerb from './export';
 import * as cp from './cp';
 import * as featuresVerb from './features';
+import * as healthcheck from './healthcheck';
 
 export function buildProgram(): Command {
   const program = new Command('tsrun')
@@ -68,7 +69,7 @@ export function buildProgram(): Command {
         write(`tsrun: ${msg}\n`);
       },
     });
-  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, cp, diff, commit, buildVerb, compose, exportVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited, featuresVerb]) verb.register(program);
+  for (const verb of [run, exec, ps, logs, stop, start, kill, rm, wait, inspect, top, rename, images, image, pull, push, tag, loginVerb, network, volume, cp, diff, commit, buildVerb, compose, exportVerb, load, save, importVerb, spec, create, state, del, list, pause, update, stats, events, exited, healthcheck, featuresVerb]) verb.register(program);
   for (const c of program.commands) c.exitOverride();
   // The environment carries it to every CNI call, the monitor's clean-up too.
   program.hook('preAction', () => {

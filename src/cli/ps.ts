@@ -15,7 +15,7 @@ export function register(program: Command) {
     .option('-q, --quiet', 'only ids')
     .option('--no-trunc', 'full ids and commands')
     .option('--format <format>', 'table or json', 'table')
-    .option('-f, --filter <key=value>', 'name=..., status=created|running|paused|restarting|exited|dead, id=...', collect)
+    .option('-f, --filter <key=value>', 'name=..., status=created|running|paused|restarting|exited|dead, id=..., health=starting|healthy|unhealthy|none', collect)
     .argument('[id]', 'runc\'s form: the processes of this one container')
     .argument('[ps-options...]', 'with an id: options for ps(1) (default -ef)')
     .passThroughOptions()

@@ -52,6 +52,27 @@ interface RunFlags extends ResourceFlags, Omit<NetworkFlags, 'network'> {
   authfile?: string;
   uidmap?: string[];
   gidmap?: string[];
+  healthCmd?: string;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: string;
+  healthStartPeriod?: string;
+  healthStartInterval?: string;
+  healthcheck?: boolean;
+}
+
+/** --health-* and --no-healthcheck as the library's health options. */
+function healthOptions(o: RunFlags) {
+  if (o.healthRetries !== undefined && !/^\d+$/.test(o.healthRetries)) throw new TsrunError(`--health-retries ${o.healthRetries}: expected a whole number`);
+  return {
+    test: o.healthCmd !== undefined ? ['CMD-SHELL', o.healthCmd] : undefined,
+    interval: o.healthInterval,
+    timeout: o.healthTimeout,
+    retries: o.healthRetries === undefined ? undefined : Number(o.healthRetries),
+    startPeriod: o.healthStartPeriod,
+    startInterval: o.healthStartInterval,
+    disable: o.healthcheck === false,
+  };
 }
 
 /** --log-opt max-size=10m (the only option the monitor's log has). */
@@ -117,7 +138,14 @@ export function register(program: Command) {
     .option('--shm-size <bytes>', 'size of /dev/shm (64m by default)')
     .option('--userns <mode>', 'host (the default), or auto[:size=N]: a user namespace with ids of its own from /etc/subuid and /etc/subgid')
     .option('--uidmap <container:host:size>', 'map container uids to host uids in a user namespace', collect)
-    .option('--gidmap <container:host:size>', 'map container gids to host gids (default: as --uidmap)', collect);
+    .option('--gidmap <container:host:size>', 'map container gids to host gids (default: as --uidmap)', collect)
+    .option('--health-cmd <command>', 'a health check: a shell command run in the container, healthy when it exits 0')
+    .option('--health-interval <duration>', 'time between health checks (default 30s)')
+    .option('--health-timeout <duration>', 'a check running longer fails (default 30s)')
+    .option('--health-retries <n>', 'failures in a row that make the container unhealthy (default 3)')
+    .option('--health-start-period <duration>', 'failures in this time after the start do not count until a check passes')
+    .option('--health-start-interval <duration>', 'time between checks in the start period (default 5s)')
+    .option('--no-healthcheck', 'no health check, not even the image\'s HEALTHCHECK');
   resourceOptions(run)
     .helpOption('--help', 'display help for command')
     .passThroughOptions()
@@ -173,6 +201,7 @@ export function register(program: Command) {
         restart: opts.restart,
         init: opts.init,
         logMaxBytes: logMaxBytes(opts.logOpt),
+        healthcheck: healthOptions(opts),
       };
       if (opts.tty && opts.interactive && !opts.detach && !process.stdin.isTTY) throw new TsrunError('-it: the input device is not a TTY (drop -t, or run from a terminal)');
       if (opts.detach) {

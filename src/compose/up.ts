@@ -14,6 +14,7 @@ import { networksOf } from '../network/attach';
 import { createVolume, volumesOf } from '../volume/manage';
 import { buildImage } from '../build/build';
 import { pullImage } from '../registry/pull';
+import { readHealth, type HealthOptions } from '../container/health';
 import { parseDuration, replicasOf, startOrder, type Project, type ServiceConfig } from './model';
 import { configHash, containerName, LABEL, projectContainers, type ProjectContainer } from './project';
 
@@ -170,10 +171,15 @@ function restartOf(s: ServiceConfig): string | undefined {
   return 'always';
 }
 
+/** Compose's healthcheck as run's health options (a bare number of seconds is Compose's too). */
+function healthOptionsOf(h: NonNullable<ServiceConfig['healthcheck']>): HealthOptions {
+  const d = (v: string | undefined) => (v !== undefined && /^\d+(\.\d+)?$/.test(v) ? `${v}s` : v);
+  return { test: h.test, interval: d(h.interval), timeout: d(h.timeout), startPeriod: d(h.start_period), startInterval: d(h.start_interval), retries: h.retries, disable: h.disable || h.test?.[0] === 'NONE' };
+}
+
 /** The run options of a service's container number N. */
 export function runOptionsOf(ctx: ComposeContext, s: ServiceConfig, number: number, hash: string, extra: Partial<ImageRunOptions> = {}): ImageRunOptions {
   const project = ctx.project;
-  if (s.healthcheck && !s.healthcheck.disable && s.healthcheck.test?.[0] !== 'NONE') throw new TsrunError(`service ${s.name}: healthcheck is not supported yet: tsrun does not run health checks (remove it, or set disable: true)`);
   if (s.userns_mode && !/^(host|auto(:.*)?)$/.test(s.userns_mode)) throw new TsrunError(`service ${s.name}: userns_mode ${s.userns_mode}: use host or auto`);
   const nets = Object.entries(s.networks).map(([key, n]) => ({ name: project.networks[key].name, aliases: [s.name, ...(n?.aliases ?? [])], ...(n?.ipv4_address ? { ip: n.ipv4_address } : {}) }));
   let network: string | undefined = nets[0]?.name;
@@ -203,6 +209,7 @@ export function runOptionsOf(ctx: ComposeContext, s: ServiceConfig, number: numb
     init: s.init,
     restart: restartOf(s),
     stopSignal: s.stop_signal,
+    ...(s.healthcheck ? { healthcheck: healthOptionsOf(s.healthcheck) } : {}),
     labels: {
       ...s.labels,
       ...s.deploy?.labels,
@@ -277,11 +284,37 @@ export async function removeOne(ctx: ComposeContext, c: ProjectContainer, opts: 
   say(ctx, 'Container', c.info.name, 'Removed');
 }
 
+/**
+ * Waits until a container runs and, when it has a health check, is healthy
+ * (service_healthy, up --wait); an exit or an unhealthy check is an error.
+ */
+export async function waitReady(ctx: ComposeContext, c: ProjectContainer, why: string, opts: { needCheck?: boolean; deadline?: number } = {}): Promise<void> {
+  for (;;) {
+    const info = ctx.registry.read(c.info.id);
+    const live = ctx.registry.live(info);
+    if (!live.running && live.status !== 'restarting' && live.status !== 'created') throw new TsrunError(`${why}, but ${c.info.name} is ${live.status} (exit code ${live.exitCode})`);
+    if (live.running) {
+      if (!info.config.healthcheck) {
+        if (opts.needCheck) throw new TsrunError(`${why}, but ${c.info.name} has no health check`);
+        return;
+      }
+      const h = readHealth(ctx.registry, info);
+      if (h?.Status === 'healthy') return;
+      if (h?.Status === 'unhealthy') throw new TsrunError(`${why}, but ${c.info.name} is unhealthy: ${h.Log[h.Log.length - 1]?.Output.trim() || `exit code ${h.Log[h.Log.length - 1]?.ExitCode}`}`);
+    }
+    if (Date.now() > (opts.deadline ?? Infinity)) throw new TsrunError(`${why}: ${c.info.name} was not ready in time`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Waits for what a service's depends_on asks of each dependency. */
 async function waitForDependencies(ctx: ComposeContext, s: ServiceConfig) {
   for (const [dep, want] of Object.entries(s.depends_on)) {
     if (!ctx.project.services[dep]) continue; // not required, and not enabled
-    if (want.condition === 'service_healthy') throw new TsrunError(`service ${s.name}: depends_on ${dep} with condition service_healthy: tsrun does not run health checks yet`);
+    if (want.condition === 'service_healthy') {
+      for (const c of projectContainers(ctx.registry, ctx.project.name, { services: [dep] })) await waitReady(ctx, c, `service ${s.name} depends on ${dep} being healthy`, { needCheck: true });
+      continue;
+    }
     if (want.condition !== 'service_completed_successfully') continue;
     for (const c of projectContainers(ctx.registry, ctx.project.name, { services: [dep] })) {
       for (;;) {

@@ -11,14 +11,20 @@ import { isAlive, type ContainerRecord } from './store';
 import { TsrunError } from '../errors';
 import { connectNetworks, disconnectNetworks } from '../network/attach';
 import { mountVolumes } from '../volume/mounts';
+import { healthTimes } from './health';
 
 export interface DetachedStartOptions {
   trace?: (line: string) => void;
 }
 
+/** A tsrun command line on this registry's root and store, for the monitor to run. */
+function tsrunCommand(registry: Registry, ...verb: string[]): string[] {
+  return [process.execPath, CLI_PATH, '--root', registry.runtime.root, '--storage', registry.images.root, ...verb];
+}
+
 /** The command the monitor runs once the container has exited: `tsrun container-exited ID`. */
 export function exitCommand(registry: Registry, id: string): string[] {
-  return [process.execPath, CLI_PATH, '--root', registry.runtime.root, '--storage', registry.images.root, 'container-exited', id];
+  return tsrunCommand(registry, 'container-exited', id);
 }
 
 /** Call with the container's lock held. */
@@ -27,6 +33,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
   // What is left of an earlier run (a stopped runtime container) goes first.
   if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
   fs.rmSync(registry.file(id, 'exit.json'), { force: true });
+  fs.rmSync(registry.file(id, 'health.json'), { force: true });
   const bundle = registry.containerDir(id);
   await mountVolumes(registry, info);
   await connectNetworks(registry, info);
@@ -47,6 +54,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
       terminal: info.config.tty,
       holdStdin: info.config.openStdin && !info.config.tty,
       exitCommand: exitCommand(registry, id),
+      health: info.config.healthcheck ? { command: tsrunCommand(registry, 'healthcheck', 'run', id), ...healthTimes(info.config.healthcheck) } : undefined,
     },
   }).catch(async (e) => {
     await disconnectNetworks(registry, id).catch(() => {});

@@ -4,7 +4,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import type { CgroupPlacement } from '../cgroup/placement';
 import { TsrunError } from '../errors';
-import { compileExecPlan, type JoinNamespace } from '../plan/compile';
+import { compileExecPlan, type JoinNamespace, type StdioFds } from '../plan/compile';
 import { readHostFacts } from '../plan/host-facts';
 import { launch } from '../plan/launch';
 import { NAMESPACES } from '../ns/namespaces';
@@ -39,6 +39,10 @@ export interface ExecOptions {
   terminal?: { stdin: boolean };
   /** runc's --console-socket: send the terminal's master to this connected socket instead. */
   consoleSocket?: number;
+  /** The command's stdin, stdout and stderr (undefined: this process's own). */
+  stdio?: StdioFds;
+  /** Aborting kills the command (SIGKILL): a health check past its timeout. */
+  signal?: AbortSignal;
 }
 
 /** The namespaces of pid that differ from ours: joining one's own user namespace is refused. */
@@ -96,7 +100,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   const consoleFd = consolePair?.[1] ?? opts.consoleSocket;
   // The container's seccomp filter confines what is exec'd in it too, as runc applies it.
   const seccomp = containerSpec.linux?.seccomp ? compileSeccomp(containerSpec.linux.seccomp, store.seccompCache) : undefined;
-  const plan = compileExecPlan(proc, join, readHostFacts(), { keyring: rec.id, seccomp, trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
+  const plan = compileExecPlan(proc, join, readHostFacts(), { keyring: rec.id, seccomp, stdio: opts.stdio, trace: !!opts.trace, parentDeathSignal: opts.detach ? undefined : 9, console: consoleFd !== undefined ? { socket: consoleFd, rows: process.stdout.rows, cols: process.stdout.columns } : undefined });
   const cgroup: CgroupPlacement | undefined = rec.cgroup;
   const launching = launch(plan, {
     trace: opts.trace,
@@ -124,6 +128,14 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   if (opts.pidFile) fs.writeFileSync(opts.pidFile, String(launched.pid));
   const exited = opts.detach ? undefined : launched.exited();
   const stopForwarding = opts.forwardSignals && !opts.detach ? forwardSignals(launched) : () => {};
+  const kill = () => {
+    try {
+      launched.signal(9);
+    } catch {
+      /* already exited */
+    }
+  };
+  opts.signal?.addEventListener('abort', kill);
   try {
     await launched.start();
     if (!exited) {
@@ -144,5 +156,6 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   } finally {
     attached?.restore();
     stopForwarding();
+    opts.signal?.removeEventListener('abort', kill);
   }
 }

@@ -6,6 +6,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import type { Spec } from '../spec/types';
 import type { ContainerInfo, LiveState, Registry } from './registry';
+import { healthSuffix, readHealth, type HealthStatus } from './health';
 import { inspectMounts } from '../volume/mounts';
 
 export interface ContainerSummary {
@@ -15,6 +16,8 @@ export interface ContainerSummary {
   command: string;
   created: string;
   status: LiveState['status'];
+  /** A running container's health, when it has a check. */
+  health?: HealthStatus;
   /** Docker's STATUS column: "Up 5 seconds", "Exited (0) 3 minutes ago". */
   statusText: string;
   exitCode: number;
@@ -59,24 +62,32 @@ function commandOf(info: ContainerInfo): string {
   return [info.path, ...info.args].map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a)).join(' ');
 }
 
+function healthOf(registry: Registry, info: ContainerInfo) {
+  const h = readHealth(registry, info);
+  return h ? { Health: { Status: h.Status, FailingStreak: h.FailingStreak, Log: h.Log } } : {};
+}
+
 export function summarize(registry: Registry, info: ContainerInfo): ContainerSummary {
   const live = registry.live(info);
-  return { id: info.id, name: info.name, image: info.image, command: commandOf(info), created: info.created, status: live.status, statusText: statusText(live), exitCode: live.exitCode, pid: live.pid, error: live.error, ports: live.running ? (readNetworkState(registry, info.id)?.ports ?? []).map(formatBinding).join(', ') : '' };
+  const health = live.running ? readHealth(registry, info) : undefined;
+  return { id: info.id, name: info.name, image: info.image, command: commandOf(info), created: info.created, status: live.status, statusText: statusText(live) + healthSuffix(health), health: health?.Status, exitCode: live.exitCode, pid: live.pid, error: live.error, ports: live.running ? (readNetworkState(registry, info.id)?.ports ?? []).map(formatBinding).join(', ') : '' };
 }
 
 export interface PsFilter {
   name?: string[];
   status?: string[];
   id?: string[];
+  /** starting, healthy, unhealthy or none. */
+  health?: string[];
 }
 
-/** Docker's --filter key=value (name, status, id); the same key given twice means either. */
+/** Docker's --filter key=value (name, status, id, health); the same key given twice means either. */
 export function parseFilters(list: string[]): PsFilter {
   const f: PsFilter = {};
   for (const item of list) {
     const eq = item.indexOf('=');
     const key = item.slice(0, eq) as keyof PsFilter;
-    if (eq < 0 || !['name', 'status', 'id'].includes(key)) throw new Error(`--filter ${item}: use name=..., status=... or id=...`);
+    if (eq < 0 || !['name', 'status', 'id', 'health'].includes(key)) throw new Error(`--filter ${item}: use name=..., status=..., id=... or health=...`);
     (f[key] ??= []).push(item.slice(eq + 1));
   }
   return f;
@@ -97,6 +108,7 @@ export function listManaged(registry: Registry, opts: { all?: boolean; filter?: 
     if (f.status && !f.status.includes(s.status)) continue;
     if (f.name && !f.name.some((n) => s.name.includes(n))) continue;
     if (f.id && !f.id.some((p) => s.id.startsWith(p))) continue;
+    if (f.health && !f.health.includes(s.health ?? 'none')) continue;
     out.push(s);
   }
   return out.sort((a, b) => b.created.localeCompare(a.created));
@@ -131,6 +143,7 @@ export function inspectContainer(registry: Registry, id: string) {
       StartedAt: live.startedAt || '0001-01-01T00:00:00Z',
       FinishedAt: live.finishedAt || '0001-01-01T00:00:00Z',
       MonitorPid: live.monitorPid,
+      ...healthOf(registry, info),
     },
     Image: info.imageId,
     LogPath: registry.file(id, 'container.log'),
@@ -173,6 +186,7 @@ export function inspectContainer(registry: Registry, id: string) {
       WorkingDir: info.config.workingDir,
       Labels: info.config.labels,
       StopSignal: info.config.stopSignal,
+      ...(info.config.healthcheck ? { Healthcheck: info.config.healthcheck } : {}),
     },
     Runtime: rt ? { Root: registry.runtime.root, Bundle: rt.bundle, CgroupPath: rt.cgroupPath } : undefined,
   };

@@ -15,6 +15,7 @@ import { LOCK_EX, LOCK_NB, native } from '../native';
 import type { SecurityRecord } from '../security/run-options';
 import type { UsernsRecord } from '../security/userns';
 import type { OverlayMount } from '../plan/compile';
+import type { HealthConfig } from './health';
 import { oomKills } from '../cgroup/placement';
 import { isAlive, Store, statusOf, type ContainerRecord } from './store';
 
@@ -45,6 +46,8 @@ export interface ContainerInfo {
     cmd: string[] | null;
     labels: Record<string, string>;
     stopSignal: string;
+    /** Docker's Config.Healthcheck (the image's with the flags over it); absent: none. */
+    healthcheck?: HealthConfig;
   };
   hostConfig: {
     autoRemove: boolean;

@@ -38,26 +38,32 @@ export function containerStats(id: string, root?: string): ContainerStats {
 }
 
 export interface ContainerEvent {
-  type: 'oom' | 'exit';
+  type: 'oom' | 'exit' | 'health_status';
   id: string;
   time: string;
   /** OOM kills so far, for "oom". */
   count?: number;
+  /** The new health, for "health_status" (Docker's event of that name). */
+  status?: string;
 }
 
 /**
  * Reports OOM kills in the container (and its end) as they happen, by
  * watching the memory cgroup's counter; returns when the container stops.
  */
-export async function watchEvents(id: string, onEvent: (e: ContainerEvent) => void, opts: { root?: string; intervalMs?: number; signal?: AbortSignal } = {}) {
+export async function watchEvents(id: string, onEvent: (e: ContainerEvent) => void, opts: { root?: string; intervalMs?: number; signal?: AbortSignal; health?: () => string | undefined } = {}) {
   const store = new Store(opts.root);
   const rec = live(store, id, ['created', 'running', 'paused'], 'watch');
   let seen = oomKills(rec.cgroup);
+  let health = opts.health?.();
   while (!opts.signal?.aborted) {
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
     const kills = oomKills(rec.cgroup);
     if (kills > seen) onEvent({ type: 'oom', id, time: new Date().toISOString(), count: kills });
     seen = kills;
+    const h = opts.health?.();
+    if (h && h !== health) onEvent({ type: 'health_status', id, time: new Date().toISOString(), status: h });
+    health = h ?? health;
     let status: string;
     try {
       status = statusOf(store, store.read(id));

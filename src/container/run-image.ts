@@ -18,6 +18,7 @@ import { checkName, Registry, type ContainerInfo, type RestartPolicy } from './r
 import { startDetached } from './detached';
 import { INIT_PATH, native } from '../native';
 import { parseSignal } from '../process/signals';
+import { healthConfigOf, scheduleHealthchecks, type HealthOptions } from './health';
 
 /** Docker's json-file default is unbounded; a bound keeps /var/lib/tsrun from filling up. */
 export const DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024;
@@ -85,6 +86,8 @@ export interface ImageRunOptions {
   labels?: Record<string, string>;
   /** --stop-signal: what stop sends first (default the image's STOPSIGNAL, else SIGTERM). */
   stopSignal?: string;
+  /** --health-cmd and the rest, over the image's HEALTHCHECK; disable: none at all. */
+  healthcheck?: HealthOptions;
 }
 
 /** Reads a Docker --env-file: NAME=value lines, NAME alone, # comments. */
@@ -191,6 +194,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
   const user = resolveUser(opts.user ?? img.config.config?.User ?? '', readMergedFile(lowerTopFirst, '/etc/passwd'), readMergedFile(lowerTopFirst, '/etc/group'));
 
   const cfg = img.config.config ?? {};
+  const healthcheck = healthConfigOf(cfg.Healthcheck, opts.healthcheck);
   const mounts = planMounts(registry, { volumes: opts.volumes, mounts: opts.mounts, tmpfs: opts.tmpfs, volumesFrom: opts.volumesFrom }, Object.keys(cfg.Volumes ?? {}));
 
   const id = registry.newId();
@@ -250,6 +254,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       cmd: opts.args?.length ? opts.args : (cfg.Cmd ?? null),
       labels: { ...cfg.Labels, ...opts.labels },
       stopSignal: opts.stopSignal ?? cfg.StopSignal ?? 'SIGTERM',
+      ...(healthcheck ? { healthcheck } : {}),
     },
     hostConfig: {
       autoRemove: !!opts.rm,
@@ -331,6 +336,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
   const id = info.id;
   let started = false;
   let failure: unknown;
+  let stopProbes = () => {};
   const gone = () => !fs.existsSync(registry.containerDir(id));
   // An rm -f from elsewhere may remove the container while it runs: the run then ends as killed, saying nothing.
   const record = () => {
@@ -355,8 +361,10 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
         started = true;
         info.state = { ...info.state, pid, startedAt: new Date().toISOString(), finishedAt: '' };
         record();
+        if (info.config.healthcheck) stopProbes = scheduleHealthchecks(registry, id, info.config.healthcheck, Date.now());
       },
       onExit: (r) => {
+        stopProbes();
         info.state = { ...info.state, exitCode: r.exitCode, oomKilled: r.oomKilled, finishedAt: new Date().toISOString() };
         record();
         opts.onExit?.(r);
@@ -367,6 +375,7 @@ export async function runImage(opts: ImageRunOptions): Promise<number> {
     failure = e;
     throw e;
   } finally {
+    stopProbes();
     // Its processes are gone (runContainer has deleted it): its networks go, then --rm, or a container that never ran, is not kept.
     // A failed undo keeps the container (rm -f tries again), and never hides the error that ended the run.
     // Under the container's lock, as rm's: an rm -f that ended the run has removed it all by then.

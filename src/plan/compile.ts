@@ -480,7 +480,7 @@ export interface JoinNamespace {
  * into its PID namespace, then take the process's credentials and exec.
  * The runtime places the new process in the container's cgroups at GO.
  */
-export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number; console?: ConsoleOptions; keyring?: string; seccomp?: SeccompProgram } = {}): Plan {
+export function compileExecPlan(process: NonNullable<Spec['process']>, join: JoinNamespace[], host: HostFacts, opts: { trace?: boolean; parentDeathSignal?: number; console?: ConsoleOptions; keyring?: string; seccomp?: SeccompProgram; stdio?: StdioFds } = {}): Plan {
   const steps: PlanStep[] = [];
   const rank = (t: string) => (t === 'user' ? 0 : t === 'mount' ? 2 : 1);
   for (const ns of [...join].sort((a, b) => rank(a.type) - rank(b.type))) {
@@ -493,6 +493,7 @@ export function compileExecPlan(process: NonNullable<Spec['process']>, join: Joi
   if (opts.parentDeathSignal) steps.push(step(Op.PDEATHSIG, `prctl(PR_SET_PDEATHSIG, ${opts.parentDeathSignal})`, 'the process must not outlive the exec that waits for it', { n: [opts.parentDeathSignal] }));
   steps.push(step(Op.SYNC_WAIT, 'handshake: wait for the runtime', 'the runtime puts the process in the container\'s cgroups first; what it forks stays there'));
   if (opts.keyring) steps.push(keyringStep(opts.keyring));
+  steps.push(...stdioSteps(opts.stdio));
   if (opts.console) steps.push(consoleStep(opts.console));
   for (const rl of process.rlimits ?? []) {
     steps.push(step(Op.RLIMIT, `prlimit(${rl.type}, soft=${rl.soft}, hard=${rl.hard})`, 'the container\'s resource limits (getrlimit(2))', { n: [RLIMITS[rl.type], rlimitValue(rl.soft), rlimitValue(rl.hard)] }));
