@@ -211,6 +211,63 @@ t.test('depends_on service_completed_successfully, and up attached to the logs',
   t.equal(compose(['down', '-v'], { cwd: jdir }).status, 0);
 });
 
+t.test('a rolling start-first update of a replicated service keeps answering; restart brings a crashed replica back', { skip: needsRoot }, async (t) => {
+  const rdir = path.join(dir, 'rolling');
+  fs.mkdirSync(rdir, { recursive: true });
+  const file = (version: number) => `services:
+  web:
+    image: busybox
+    init: true
+    restart: always
+    command: ["sh", "-c", "echo v$$VERSION $$HOSTNAME > /tmp/index.html; exec httpd -f -p 80 -h /tmp"]
+    environment: {VERSION: "${version}"}
+    deploy:
+      replicas: 3
+      update_config: {order: start-first, parallelism: 1}
+    healthcheck: {test: ["CMD", "wget", "-qO-", "http://127.0.0.1/"], interval: 1m, start_period: 30s, start_interval: 200ms}
+  client:
+    image: busybox
+    init: true
+    command: ["sh", "-c", "while :; do wget -qO- http://web/ >> /tmp/got 2>/tmp/err || { echo FAIL >> /tmp/got; cat /tmp/err >> /tmp/got; }; sleep 0.05; done"]
+`;
+  fs.writeFileSync(path.join(rdir, 'compose.yaml'), file(1));
+  t.teardown(() => compose(['down', '-t', '1'], { cwd: rdir }));
+  const up = compose(['up', '-d', '--wait'], { cwd: rdir });
+  t.equal(up.status, 0, up.stderr);
+  const got = () => compose(['exec', '-T', 'client', 'cat', '/tmp/got'], { cwd: rdir }).stdout.split('\n').filter(Boolean);
+  const before = Object.fromEntries(psJson().filter((c) => c.Service === 'web').map((c) => [c.Name, c.ID]));
+  t.equal(Object.keys(before).length, 3);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.ok(got().length > 0 && got().every((l) => l.startsWith('v1 ')), 'the client is answered by v1');
+
+  fs.writeFileSync(path.join(rdir, 'compose.yaml'), file(2));
+  const update = compose(['up', '-d'], { cwd: rdir });
+  t.equal(update.status, 0, update.stderr);
+  t.equal((update.stderr.match(/Recreate \(start-first\)/g) ?? []).length, 3, 'each replica replaced start-first');
+  // One at a time: each new replica started before an old one was removed.
+  const events = [...update.stderr.matchAll(new RegExp(`${project}-web-\\d+\\s+(Started|Removed)`, 'g'))].map((m) => m[1]);
+  t.same(events, ['Started', 'Removed', 'Started', 'Removed', 'Started', 'Removed'], 'start, then remove, one replica at a time');
+  await new Promise((r) => setTimeout(r, 1000));
+  const lines = got();
+  t.same(lines.filter((l) => !/^v[12] /.test(l)), [], `no failed request during the update (${lines.length} requests)`);
+  t.ok(lines.some((l) => l.startsWith('v1 ')) && lines.at(-1)!.startsWith('v2 '), 'answered by v1, then by v2');
+  const after = psJson().filter((c) => c.Service === 'web');
+  t.same(after.map((c) => c.Name).sort(), Object.keys(before).sort(), 'the same names, none left under a temporary one');
+  t.ok(after.every((c) => c.ID !== before[c.Name] && c.State === 'running'), 'each replica is a new container, running');
+
+  // restart: always brings a replica whose process died back.
+  const victim = `${project}-web-2`;
+  t.equal(ts(['exec', victim, 'sh', '-c', 'kill -9 $(pidof httpd)']).status, 0);
+  let back = false;
+  for (let i = 0; i < 100 && !back; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const c = inspect(victim);
+    back = c.RestartCount === 1 && c.State.Running;
+  }
+  t.ok(back, 'the crashed replica was restarted by its policy');
+  t.match(compose(['exec', '-T', 'client', 'wget', '-qO-', `http://${victim}/`], { cwd: rdir }).stdout, /^v2 /, 'and answers again');
+});
+
 t.test('up --wait returns once every container runs and is healthy, and fails on an unhealthy one', { skip: needsRoot }, async (t) => {
   const wdir = path.join(dir, 'wait');
   fs.mkdirSync(wdir, { recursive: true });

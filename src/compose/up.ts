@@ -10,7 +10,8 @@ import { runImageDetached, type ImageRunOptions } from '../container/run-image';
 import { startStopped, stopContainer } from '../container/stop';
 import { removeContainer } from '../container/remove';
 import { createNetwork } from '../network/manage';
-import { networksOf } from '../network/attach';
+import { networksOf, setHidden } from '../network/attach';
+import { renameContainer } from '../container/rename';
 import { createVolume, volumesOf } from '../volume/manage';
 import { buildImage } from '../build/build';
 import { pullImage } from '../registry/pull';
@@ -329,6 +330,66 @@ async function waitForDependencies(ctx: ComposeContext, s: ServiceConfig) {
   }
 }
 
+/** How long a replaced replica, gone from its peers' /etc/hosts, keeps serving requests already under way. */
+const DRAIN_MS = 1000;
+
+/**
+ * Replaces changed replicas in batches of update_config.parallelism (1 by
+ * default), with update_config.delay between batches. stop-first (the
+ * default): the old one stops, then the new one starts. start-first: the old
+ * one steps aside under a temporary name, the new one starts under the
+ * service's name and number and must run (and be healthy, with a check)
+ * before the old one leaves its peers' /etc/hosts, drains and stops: the
+ * service keeps answering throughout. A new replica that fails leaves the
+ * old one in place, under its own name again.
+ */
+async function recreate(ctx: ComposeContext, s: ServiceConfig, stale: ProjectContainer[], hash: string, binds: string[]): Promise<string[]> {
+  const u = s.deploy?.update_config;
+  const size = u?.parallelism || stale.length || 1;
+  const delay = u?.delay ? (parseDuration(u.delay) ?? 0) : 0;
+  const ids: string[] = [];
+  for (let i = 0; i < stale.length; i += size) {
+    if (i > 0 && delay) await new Promise((r) => setTimeout(r, delay));
+    const batch = stale.slice(i, i + size);
+    ids.push(...(await Promise.all(batch.map((c) => (u?.order === 'start-first' ? replaceStartFirst(ctx, s, c, hash, binds) : replaceStopFirst(ctx, s, c, hash, binds))))));
+  }
+  return ids;
+}
+
+async function replaceStopFirst(ctx: ComposeContext, s: ServiceConfig, c: ProjectContainer, hash: string, binds: string[]): Promise<string> {
+  say(ctx, 'Container', c.info.name, 'Recreate');
+  await removeOne(ctx, c);
+  return startNew(ctx, runOptionsOf(ctx, s, c.number, hash), binds);
+}
+
+async function replaceStartFirst(ctx: ComposeContext, s: ServiceConfig, c: ProjectContainer, hash: string, binds: string[]): Promise<string> {
+  const name = c.info.name;
+  say(ctx, 'Container', name, 'Recreate (start-first)');
+  await renameContainer(ctx.registry, c.info.id, `${c.info.id.slice(0, 12)}_${name}`);
+  const putBack = () => renameContainer(ctx.registry, c.info.id, name).catch(() => undefined);
+  let id: string;
+  try {
+    // Out of its peers' /etc/hosts until it is ready: no request reaches a server not yet listening.
+    const opts = runOptionsOf(ctx, s, c.number, hash);
+    id = await startNew(ctx, { ...opts, networking: { ...opts.networking, hidden: true } }, binds);
+  } catch (e) {
+    await putBack();
+    throw new TsrunError(`start-first update of ${name}: the new container could not start beside the old one (which keeps running): ${(e as Error).message}`);
+  }
+  try {
+    await waitReady(ctx, { ...c, info: ctx.registry.read(id) }, `start-first update of ${name}`);
+  } catch (e) {
+    await removeOne(ctx, { ...c, info: ctx.registry.read(id) }, { timeout: 1 });
+    await putBack();
+    throw new TsrunError(`${(e as Error).message}; the old container keeps running`);
+  }
+  await setHidden(ctx.registry, id, false);
+  await setHidden(ctx.registry, c.info.id, true);
+  await new Promise((r) => setTimeout(r, DRAIN_MS));
+  await removeOne(ctx, { ...c, info: ctx.registry.read(c.info.id) });
+  return id;
+}
+
 /** The services up takes: those named and (without --no-deps) what they depend on, in start order. */
 export function selected(project: Project, names: string[] | undefined, noDeps?: boolean): string[] {
   for (const n of names ?? []) if (!project.services[n]) throw new TsrunError(project.disabled[n] ? `service ${n} is in profiles that are not enabled (${project.disabled[n].profiles.join(', ')}): use --profile` : `no such service: ${n}`);
@@ -365,17 +426,17 @@ export async function up(ctx: ComposeContext, opts: UpOptions = {}): Promise<str
     const hash = configHash(project, s, image.record.id);
     const want = opts.scale?.[s.name] ?? replicasOf(s);
     const existing = projectContainers(ctx.registry, project.name, { services: [s.name] });
-    // Scaling down takes the highest numbers first, as Docker Compose does.
-    for (const c of existing.filter((c) => c.number > want || c.number < 1)) await removeOne(ctx, c);
+    // Scaling down takes the highest numbers first, as Docker Compose does; an old
+    // replica an interrupted rolling update left under its temporary name goes too.
+    for (const c of existing.filter((c) => c.number > want || c.number < 1 || c.info.name !== containerName(project, s, c.number))) await removeOne(ctx, c);
     const binds = s.volumes.filter((v) => v.type === 'bind' && v.bind?.create_host_path !== false).map((v) => v.source!);
+    const stale: ProjectContainer[] = [];
     for (let n = 1; n <= want; n++) {
-      const c = existing.find((x) => x.number === n);
+      const c = existing.find((x) => x.number === n && x.info.name === containerName(project, s, n));
       if (c) {
         const changed = c.info.config.labels[LABEL.hash] !== hash;
         if ((changed && !opts.noRecreate) || opts.forceRecreate) {
-          say(ctx, 'Container', c.info.name, 'Recreate');
-          await removeOne(ctx, c);
-          ids.push(await startNew(ctx, runOptionsOf(ctx, s, n, hash), binds));
+          stale.push(c);
           continue;
         }
         const live = ctx.registry.live(c.info);
@@ -388,6 +449,7 @@ export async function up(ctx: ComposeContext, opts: UpOptions = {}): Promise<str
       }
       ids.push(await startNew(ctx, runOptionsOf(ctx, s, n, hash), binds));
     }
+    ids.push(...(await recreate(ctx, s, stale, hash, binds)));
   }
   return ids;
 }

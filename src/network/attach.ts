@@ -24,6 +24,8 @@ export interface NetworkRequest {
   mac?: string;
   /** --add-host NAME:IP lines. */
   extraHosts: string[];
+  /** Start out of the peers' /etc/hosts, until shown (a rolling update's new replica, until it is ready). */
+  hidden?: boolean;
 }
 
 export interface Attachment {
@@ -46,6 +48,8 @@ export interface NetworkState {
   netns: string;
   ports: PortBinding[];
   attachments: Attachment[];
+  /** Attached, but not named in the others' /etc/hosts (not ready yet, or about to stop). */
+  hidden?: boolean;
 }
 
 const LOCK_EX = 2;
@@ -117,7 +121,7 @@ export async function connectNetworks(registry: Registry, info: ContainerInfo, o
     const { state, records } = await nets.locked(async () => {
       const records = req.networks.map((n) => nets.recorded(nets.get(n.name)));
       const ports = await allocatePorts(req.ports, portsInUse(registry, info.id));
-      const s: NetworkState = { netns: netnsPath(registry.runtime.root, info.id), ports, attachments: [] };
+      const s: NetworkState = { netns: netnsPath(registry.runtime.root, info.id), ports, attachments: [], ...(req.hidden ? { hidden: true } : {}) };
       writeState(registry, info.id, s);
       return { state: s, records };
     });
@@ -250,7 +254,7 @@ export async function refreshHosts(registry: Registry, networks: NetworkRecord[]
       for (const a of m.state.attachments) {
         if (a.network === DEFAULT_NETWORK) continue;
         for (const o of members) {
-          if (o.info.id === m.info.id) continue;
+          if (o.info.id === m.info.id || o.state.hidden) continue;
           const theirs = o.state.attachments.find((b) => b.network === a.network && addressOf(b));
           // A member named like a name every /etc/hosts has (localhost) does not take it over.
           if (theirs) lines.push(`${addressOf(theirs)}\t${[o.info.name, ...theirs.aliases, o.info.id.slice(0, 12)].filter((n) => !RESERVED_NAMES.test(n)).join(' ')}`);
@@ -264,6 +268,30 @@ export async function refreshHosts(registry: Registry, networks: NetworkRecord[]
       }
     }
   });
+}
+
+/**
+ * Takes a running container out of its peers' /etc/hosts, or puts it back,
+ * while it keeps its addresses: a rolling update shows a new replica once it
+ * is ready, and hides an old one before it stops (requests under way still
+ * reach it). Shown, it stays shown at later starts.
+ */
+export async function setHidden(registry: Registry, id: string, hidden: boolean): Promise<void> {
+  if (!hidden) {
+    await registry.lock(id, () => {
+      const info = registry.read(id);
+      if (!info.hostConfig.networking?.hidden) return;
+      delete info.hostConfig.networking.hidden;
+      registry.write(info);
+    });
+  }
+  const joined = await withNetworkLock(registry, id, async () => {
+    const state = readNetworkState(registry, id);
+    if (!state) return [];
+    writeState(registry, id, { ...state, hidden });
+    return state.attachments.map((a) => a.network);
+  });
+  if (joined?.length) await refreshHosts(registry, networksOf(registry).list().filter((n) => joined.includes(n.name)));
 }
 
 /** Docker's NetworkSettings for inspect: the ports and each network's address. */

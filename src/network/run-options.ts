@@ -26,6 +26,8 @@ export interface NetworkFlags {
   hostname?: string;
   /** Networks joined beside the first (Compose's services.*.networks), each with its own aliases and address. */
   moreNetworks?: { name: string; aliases?: string[]; ip?: string }[];
+  /** Not named in the peers' /etc/hosts until setHidden(false) (a rolling update's new replica). */
+  hidden?: boolean;
 }
 
 export interface NetworkPart {
@@ -147,6 +149,6 @@ export function networkFromFlags(registry: Registry, id: string, flags: NetworkF
     for (const a of more.aliases ?? []) checkAlias(a);
     networks.push({ name: other.name, aliases: more.aliases ?? [], ...(more.ip ? { ip: more.ip } : {}) });
   }
-  const request: NetworkRequest = { networks, ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}) };
+  const request: NetworkRequest = { networks, ports, extraHosts, ...(flags.macAddress ? { mac: flags.macAddress.toLowerCase() } : {}), ...(flags.hidden ? { hidden: true } : {}) };
   return { mode: net.name, namespace: { path: netnsPath(registry.runtime.root, id) }, request, hosts: baseHosts(extraHosts), resolvConf: resolvConf(flags, false) };
 }
