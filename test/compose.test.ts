@@ -4,11 +4,12 @@
 // recreates only what changed, logs, exec, run, down -v; interpolation,
 // .env and the override file; profiles; a build: service; bad files
 // refused in one line with file and line, nothing made.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxImage, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, CLI, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
 
 const root = stateRoot('compose');
 const storage = path.join(TEST_BASE, 'storage', `compose-${process.pid}`);
@@ -65,6 +66,7 @@ services:
     depends_on:
       db: {condition: service_healthy}
     networks: [back, default]
+    volumes: [/scratch]
     secrets: [token, {source: apikey, target: api}]
   tools:
     image: busybox
@@ -150,6 +152,8 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   const logs = compose(['logs', 'db']);
   t.match(logs.stdout, new RegExp(`^${project}-db-1 \\| db up$`, 'm'), 'logs prefixed with the container name');
 
+  t.equal(compose(['exec', '-T', 'worker', 'sh', '-c', 'echo anon > /scratch/f']).status, 0);
+
   // Unchanged: nothing recreated. Changed worker: only it.
   const ids = Object.fromEntries(psJson().map((c) => [c.Name, c.ID]));
   const again = compose(['up', '-d']);
@@ -162,6 +166,7 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   t.not(after[`${project}-worker-1`], ids[`${project}-worker-1`], 'the changed service is recreated');
   for (const n of ['db-1', 'web-1', 'web-2']) t.equal(after[`${project}-${n}`], ids[`${project}-${n}`], `${n} is left running`);
   t.equal(compose(['exec', '-T', 'worker', 'sh', '-c', 'echo $EXTRA']).stdout, 'changed\n');
+  t.equal(compose(['exec', '-T', 'worker', 'cat', '/scratch/f']).stdout, 'anon\n', 'the recreated container keeps its anonymous volume');
 
   // Scaled to three, all of them under the service's name.
   const scaled = compose(['up', '-d', '--scale', 'web=3']);
@@ -189,6 +194,7 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   t.same(psJson(), [], 'no container left');
   t.notMatch(ts(['network', 'ls']).stdout, project, 'the project networks are gone');
   t.notMatch(ts(['volume', 'ls']).stdout, project, 'the project volume is gone');
+  t.equal(ts(['volume', 'ls', '-q']).stdout, '', 'and the anonymous ones');
   t.ok(fs.existsSync(path.join(dir, 'site', 'index.html')), 'the bind source is the user\'s and stays');
 });
 
@@ -266,6 +272,28 @@ t.test('a rolling start-first update of a replicated service keeps answering; re
   }
   t.ok(back, 'the crashed replica was restarted by its policy');
   t.match(compose(['exec', '-T', 'client', 'wget', '-qO-', `http://${victim}/`], { cwd: rdir }).stdout, /^v2 /, 'and answers again');
+});
+
+t.test('logs -f streams each container\'s new lines as they come and ends when the containers stop', { skip: needsRoot }, async (t) => {
+  const ldir = path.join(dir, 'follow');
+  fs.mkdirSync(ldir, { recursive: true });
+  fs.writeFileSync(path.join(ldir, 'compose.yaml'), 'services:\n  ticker:\n    image: busybox\n    init: true\n    command: ["sh", "-c", "i=0; while :; do i=$$((i+1)); echo tick $$i; sleep 0.2; done"]\n    deploy: {replicas: 2}\n');
+  t.teardown(() => compose(['down', '-t', '1'], { cwd: ldir }));
+  t.equal(compose(['up', '-d'], { cwd: ldir }).status, 0);
+  const follow = spawn(process.execPath, [CLI, '--root', root, '--storage', storage, 'compose', '--project-directory', ldir, '-f', path.join(ldir, 'compose.yaml'), '-p', project, 'logs', '-f', '--tail', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  follow.stdout.on('data', (b) => (out += b));
+  const ended = new Promise<number | null>((r) => follow.on('exit', r));
+  const seen = (n: number) => new RegExp(`^${project}-ticker-${n}\\s+\\| tick \\d+$`, 'm').test(out);
+  for (let i = 0; i < 100 && !(seen(1) && seen(2)); i++) await new Promise((r) => setTimeout(r, 100));
+  t.ok(seen(1) && seen(2), 'new lines of both replicas arrive while they run, after their names');
+  const before = out.split('\n').length;
+  await new Promise((r) => setTimeout(r, 1000));
+  t.ok(out.split('\n').length > before + 3, 'and keep coming');
+  t.equal(compose(['stop', '-t', '1'], { cwd: ldir }).status, 0);
+  const timer = setTimeout(() => follow.kill(), 15_000);
+  t.equal(await ended, 0, 'logs -f ends once the containers have stopped');
+  clearTimeout(timer);
 });
 
 t.test('up --wait returns once every container runs and is healthy, and fails on an unhealthy one', { skip: needsRoot }, async (t) => {

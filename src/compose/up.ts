@@ -12,6 +12,7 @@ import { removeContainer } from '../container/remove';
 import { createNetwork } from '../network/manage';
 import { networksOf, setHidden } from '../network/attach';
 import { renameContainer } from '../container/rename';
+import { mountsOf } from '../volume/mounts';
 import { createVolume, volumesOf } from '../volume/manage';
 import { buildImage } from '../build/build';
 import { pullImage } from '../registry/pull';
@@ -359,7 +360,7 @@ async function recreate(ctx: ComposeContext, s: ServiceConfig, stale: ProjectCon
 async function replaceStopFirst(ctx: ComposeContext, s: ServiceConfig, c: ProjectContainer, hash: string, binds: string[]): Promise<string> {
   say(ctx, 'Container', c.info.name, 'Recreate');
   await removeOne(ctx, c);
-  return startNew(ctx, runOptionsOf(ctx, s, c.number, hash), binds);
+  return startNew(ctx, runOptionsOf(ctx, s, c.number, hash, { inheritVolumes: mountsOf(c.info) }), binds);
 }
 
 async function replaceStartFirst(ctx: ComposeContext, s: ServiceConfig, c: ProjectContainer, hash: string, binds: string[]): Promise<string> {
@@ -370,7 +371,7 @@ async function replaceStartFirst(ctx: ComposeContext, s: ServiceConfig, c: Proje
   let id: string;
   try {
     // Out of its peers' /etc/hosts until it is ready: no request reaches a server not yet listening.
-    const opts = runOptionsOf(ctx, s, c.number, hash);
+    const opts = runOptionsOf(ctx, s, c.number, hash, { inheritVolumes: mountsOf(c.info) });
     id = await startNew(ctx, { ...opts, networking: { ...opts.networking, hidden: true } }, binds);
   } catch (e) {
     await putBack();

@@ -29,7 +29,7 @@ import { pullImage, type RegistryOptions } from '../registry/pull';
 import { deleteContainer } from './delete';
 import { checkAlias, networkFromFlags, type NetworkFlags } from '../network/run-options';
 import { connectNetworks, disconnectNetworks } from '../network/attach';
-import { orderMounts, planMounts, prepareMounts, removeAnonymousVolumes, removeVolumes } from '../volume/mounts';
+import { orderMounts, planMounts, prepareMounts, removeAnonymousVolumes, removeVolumes, type MountRecord } from '../volume/mounts';
 
 export interface ImageRunOptions {
   image: string;
@@ -53,6 +53,8 @@ export interface ImageRunOptions {
   tmpfs?: string[];
   /** --volumes-from CONTAINER[:ro|rw] */
   volumesFrom?: string[];
+  /** A replaced container's anonymous volumes, kept at their paths (Compose's recreate). */
+  inheritVolumes?: MountRecord[];
   interactive?: boolean;
   network?: string;
   /** --publish, --network-alias, --ip, --dns and the rest of the network flags (network: as --network). */
@@ -195,7 +197,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
 
   const cfg = img.config.config ?? {};
   const healthcheck = healthConfigOf(cfg.Healthcheck, opts.healthcheck);
-  const mounts = planMounts(registry, { volumes: opts.volumes, mounts: opts.mounts, tmpfs: opts.tmpfs, volumesFrom: opts.volumesFrom }, Object.keys(cfg.Volumes ?? {}));
+  const mounts = planMounts(registry, { volumes: opts.volumes, mounts: opts.mounts, tmpfs: opts.tmpfs, volumesFrom: opts.volumesFrom, inherit: opts.inheritVolumes }, Object.keys(cfg.Volumes ?? {}));
 
   const id = registry.newId();
   const name = opts.name ?? registry.generateName();

@@ -53,6 +53,8 @@ export interface MountFlags {
   tmpfs?: string[];
   /** --volumes-from CONTAINER[:ro|rw] */
   volumesFrom?: string[];
+  /** Anonymous volumes of a container this one replaces: each takes the place of a new anonymous volume at its path (Compose's recreate). */
+  inherit?: MountRecord[];
 }
 
 const PROPAGATIONS = ['private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'];
@@ -219,7 +221,9 @@ function volumesFrom(registry: Registry, ref: string): MountRecord[] {
  * flag mounts something at that path already.
  */
 export function planMounts(registry: Registry, flags: MountFlags, imageVolumes: string[]): MountRecord[] {
-  const own = [...(flags.volumes ?? []).map(parseVolumeFlag), ...(flags.mounts ?? []).map(parseMountFlag), ...(flags.tmpfs ?? []).map(parseTmpfsFlag)];
+  const inherited = new Map((flags.inherit ?? []).filter((m) => m.type === 'volume' && m.anonymous).map((m) => [m.target, m]));
+  const fresh = (m: MountRecord) => (m.anonymous && inherited.get(m.target)) || m;
+  const own = [...(flags.volumes ?? []).map(parseVolumeFlag), ...(flags.mounts ?? []).map(parseMountFlag), ...(flags.tmpfs ?? []).map(parseTmpfsFlag)].map(fresh);
   const seen = new Set<string>();
   for (const m of own) {
     if (seen.has(m.target)) throw new TsrunError(`duplicate mount point: ${m.target} is mounted twice`);
@@ -238,7 +242,7 @@ export function planMounts(registry: Registry, flags: MountFlags, imageVolumes: 
     const t = path.posix.normalize(v).replace(/(.)\/$/, '$1');
     if (t === '/' || seen.has(t)) continue;
     seen.add(t);
-    out.push({ type: 'volume', source: anonymousName(), target: t, readonly: false, mode: '', anonymous: true });
+    out.push(fresh({ type: 'volume', source: anonymousName(), target: t, readonly: false, mode: '', anonymous: true }));
   }
   return out;
 }
