@@ -80,6 +80,8 @@ export const RESOLVE_NO_MAGICLINKS = 0x02;
 export const RESOLVE_NO_SYMLINKS = 0x04;
 export const RESOLVE_BENEATH = 0x08;
 export const RESOLVE_IN_ROOT = 0x10;
+/** Every path resolved inside a root: no escape by .., absolute links or /proc magic links. */
+export const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;

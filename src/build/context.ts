@@ -7,13 +7,11 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { crypto } from '../lazy';
 import { TsrunError } from '../errors';
-import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
+import { IN_ROOT, native } from '../native';
 import { fdPath, O_PATH, readTree } from '../rootfs/tree-io';
 import type { TreeEntry } from '../image/unpack';
 import { globRegExp, hasGlob } from './words';
 import { statInRoot } from './steps';
-
-const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 
 /** A tree sources are read from. */
 export interface SourceRoot {

@@ -8,7 +8,7 @@ import fs = require('node:fs');
 import net = require('node:net');
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
-import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
+import { IN_ROOT, native } from '../native';
 import { createImageContainer, removeContainerFiles } from '../container/run-image';
 import { runContainer } from '../container/run';
 import { removeContainer } from '../container/remove';
@@ -21,11 +21,7 @@ import type { Image } from '../image/store';
 import { packTar, upperChanges, upperEntries } from '../image/tree';
 import { cleanEntryName, decompressor, detectCompression, type TreeEntry } from '../image/unpack';
 import { fdPath, O_PATH, TreeWriter, type Ids } from '../rootfs/tree-io';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
-
-const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+import { tarStream } from '../lazy';
 
 export interface StepContainerOptions {
   registry: Registry;

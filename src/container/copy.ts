@@ -10,7 +10,7 @@ import path = require('node:path');
 import { pipeline } from 'node:stream/promises';
 import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
-import { native, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS } from '../native';
+import { IN_ROOT, native } from '../native';
 import type { Spec } from '../spec/types';
 import { packTar } from '../image/tree';
 import { cleanEntryName, type TreeEntry } from '../image/unpack';
@@ -22,11 +22,7 @@ import type { Registry } from './registry';
 import { isAlive } from './store';
 import { mountVolumes } from '../volume/mounts';
 import { fsError } from './filesystem';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
-
-const IN_ROOT = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+import { tarStream } from '../lazy';
 
 export interface ContainerRoot {
   fd: number;
@@ -50,7 +46,6 @@ function pathSpec(raw: string): PathSpec {
   const rel = path.posix.normalize(`/${raw}`).replace(/^\/+/, '').replace(/\/+$/, '');
   return { rel: rel === '.' ? '' : rel, trailingSlash, dotContents };
 }
-
 
 /** Runs fn with an fd of the container's root: a running container's own, or one made for it. */
 export async function withContainerRoot<T>(registry: Registry, ref: string, fn: (root: ContainerRoot) => Promise<T>, onInterrupt?: () => void): Promise<T> {

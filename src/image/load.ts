@@ -4,7 +4,6 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { pipeline } from 'node:stream/promises';
-import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import { native } from '../native';
 import { stdinToFile } from './stdin';
@@ -14,14 +13,13 @@ import { parseReference, formatReference } from './reference';
 import type { ImageRecord, ImageStore } from './store';
 import { MEDIA, type Descriptor, type ImageConfig, type Index, type Manifest } from './types';
 import { cleanEntryName, decompressor, detectCompression, isRefused, quoteName, readBounded, readHead, readUntil, TarEnd } from './unpack';
+import { tarStream } from '../lazy';
 
 /** Bounds on what is read whole into memory (the distribution spec suggests 4 MiB for manifests). */
 export const MAX_MANIFEST_BYTES = 4 << 20;
 export const MAX_CONFIG_BYTES = 16 << 20;
 
 // Loaded on first use: most commands never read a tar, and start-up is paid by every command.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
 
 /** An image loaded, and the names this load gave it. */
 export interface Loaded {

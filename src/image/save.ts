@@ -2,14 +2,12 @@
 // tar), which `load` and other tools (skopeo, podman) read back unchanged.
 import fs = require('node:fs');
 import { pipeline } from 'node:stream/promises';
-import type * as TarStream from 'tar-stream';
 import { TsrunError } from '../errors';
 import type { ImageStore } from './store';
 import { MEDIA, type Descriptor, type Index, type Manifest } from './types';
+import { tarStream } from '../lazy';
 
 // Loaded on first use: most commands never read a tar, and start-up is paid by every command.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
 
 export async function saveImages(store: ImageStore, names: string[], output: string): Promise<void> {
   const index: Index = { schemaVersion: 2, mediaType: MEDIA.ociIndex, manifests: [] };

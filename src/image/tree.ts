@@ -12,9 +12,7 @@ import type * as TarStream from 'tar-stream';
 import { native } from '../native';
 import { lookupIn, listMerged, mergedRoot, type MergedDir } from './merged';
 import type { TreeEntry } from './unpack';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
+import { tarStream } from '../lazy';
 
 /** The body of an entry that has none. */
 export const EMPTY: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => ({ next: async () => ({ done: true, value: undefined }) }) };

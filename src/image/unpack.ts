@@ -5,7 +5,7 @@
 // made by an earlier entry of the same tarball: the unpacker keeps a map of
 // what it made and refuses to write through a symlink it made, or to
 // hardlink to anything outside that map. Whiteouts become overlay whiteouts.
-import { crypto } from '../lazy';
+import { crypto, tarStream } from '../lazy';
 import fs = require('node:fs');
 import path = require('node:path');
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -18,8 +18,6 @@ import type { Digest } from './digest';
 import { MAX_ID } from '../spec/validate';
 
 // Loaded on first use: most commands never read a tar, and start-up is paid by every command.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const tarStream = () => require('tar-stream') as typeof TarStream;
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
