@@ -302,7 +302,12 @@ export async function waitReady(ctx: ComposeContext, c: ProjectContainer, why: s
       }
       const h = readHealth(ctx.registry, info);
       if (h?.Status === 'healthy') return;
-      if (h?.Status === 'unhealthy') throw new TsrunError(`${why}, but ${c.info.name} is unhealthy: ${h.Log[h.Log.length - 1]?.Output.trim() || `exit code ${h.Log[h.Log.length - 1]?.ExitCode}`}`);
+      if (h?.Status === 'unhealthy') {
+        // The last probe's first line of output, or its exit code: the error stays one line.
+        const last = h.Log[h.Log.length - 1];
+        const said = last?.Output.trim().split('\n')[0].slice(0, 200);
+        throw new TsrunError(`${why}, but ${c.info.name} is unhealthy (last check: ${said ? `"${said}", ` : ''}exit code ${last?.ExitCode})`);
+      }
     }
     if (Date.now() > (opts.deadline ?? Infinity)) throw new TsrunError(`${why}: ${c.info.name} was not ready in time`);
     await new Promise((r) => setTimeout(r, 100));
