@@ -13,7 +13,7 @@
 //
 //   tsrun-monitor --exit FILE [--log FILE --log-max BYTES]
 //                 [--stdout FD] [--stderr FD] [--console FD] [--hold FD]
-//                 [--health-interval MS --health-start-period MS
+//                 [--health-interval MS --health-timeout MS --health-start-period MS
 //                  --health-start-interval MS --health N PROBE-COMMAND(N words)]
 //                 [-- EXIT-COMMAND...]
 //
@@ -63,8 +63,12 @@ char *const *exit_command = nullptr;
 // Health probes: started after each interval; the start interval applies
 // in the start period until a probe has passed (Docker's schedule).
 char **health_argv = nullptr;
-long long health_interval = 0, health_start_period = 0, health_start_interval = 0;
+long long health_interval = 0, health_timeout = 0, health_start_period = 0, health_start_interval = 0;
 pid_t health_pid = 0;
+// The probe ends itself at its timeout; one that hangs past it and this grace is killed,
+// so a stuck probe never stops the schedule.
+constexpr long long PROBE_GRACE_MS = 10000;
+long long probe_deadline = -1;
 bool health_passed = false;
 long long started_at = 0, next_probe = -1;
 
@@ -97,8 +101,10 @@ void start_probe() {
     execv(health_argv[0], health_argv);
     _exit(127);
   }
-  if (pid > 0) health_pid = pid;
-  else schedule_probe();  // fork failed: try again next time
+  if (pid > 0) {
+    health_pid = pid;
+    probe_deadline = now_ms() + health_timeout + PROBE_GRACE_MS;
+  } else schedule_probe();  // fork failed: try again next time
 }
 
 pid_t container = 0;
@@ -288,7 +294,8 @@ void write_exit_file() {
 int usage() {
   static const char msg[] =
       "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [--hold FD]\n"
-      "                     [--health-interval MS --health-start-period MS --health-start-interval MS --health N COMMAND...] [-- COMMAND...]\n";
+      "                     [--health-interval MS --health-timeout MS --health-start-period MS --health-start-interval MS --health N COMMAND...]\n"
+      "                     [-- COMMAND...]\n";
   ssize_t ignored = write(2, msg, sizeof msg - 1);
   (void)ignored;
   return 2;
@@ -313,6 +320,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--console")) console_sock = atoi(v);
     else if (!strcmp(a, "--hold")) (void)v;  // kept open, never used: a -d -i container's stdin
     else if (!strcmp(a, "--health-interval")) health_interval = atoll(v);
+    else if (!strcmp(a, "--health-timeout")) health_timeout = atoll(v);
     else if (!strcmp(a, "--health-start-period")) health_start_period = atoll(v);
     else if (!strcmp(a, "--health-start-interval")) health_start_interval = atoll(v);
     else if (!strcmp(a, "--health")) {
@@ -360,8 +368,9 @@ int main(int argc, char **argv) {
     if (err.fd >= 0) p[ie = n++] = {err.fd, POLLIN, 0};
     if (console_sock >= 0) p[ik = n++] = {console_sock, POLLIN, 0};
     int wait_ms = -1;
-    if (next_probe >= 0) {
-      long long left = next_probe - now_ms();
+    long long due = health_pid ? probe_deadline : next_probe;
+    if (due >= 0) {
+      long long left = due - now_ms();
       wait_ms = left < 0 ? 0 : static_cast<int>(left > 86400000 ? 86400000 : left);
     }
     int ready = poll(p, static_cast<nfds_t>(n), wait_ms);
@@ -370,6 +379,10 @@ int main(int argc, char **argv) {
       break;
     }
     if (next_probe >= 0 && now_ms() >= next_probe && !health_pid) start_probe();
+    if (health_pid && probe_deadline >= 0 && now_ms() >= probe_deadline) {
+      kill(-health_pid, SIGKILL);  // reaped as any probe; the next one is scheduled then
+      probe_deadline = -1;
+    }
     if (ic >= 0 && p[ic].revents) {
       read_control();
       control_open = false;

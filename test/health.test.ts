@@ -69,6 +69,10 @@ t.test('run -d --health-cmd: starting, unhealthy after the retries, healthy once
   ts(['exec', 'hc-flip', 'rm', '/tmp/ok']);
   const now = ts(['healthcheck', 'run', 'hc-flip']);
   t.equal(now.status, 1, 'healthcheck run: 1 when it fails');
+  t.equal(ts(['exec', 'hc-flip', 'touch', '/tmp/ok']).status, 0);
+  t.ok(await eventually(() => health('hc-flip')?.Status === 'healthy'));
+  t.equal(ts(['stop', '-t', '1', 'hc-flip']).status, 0);
+  t.equal(health('hc-flip')?.Status, 'unhealthy', 'a stopped container is not healthy, whatever its last probe said (Docker\'s rule)');
 });
 
 t.test('a probe past its timeout is killed and counts as a failure; events report each change of health', { skip: needsRoot }, async (t) => {
@@ -134,6 +138,14 @@ t.test("an image's HEALTHCHECK applies; flags replace its fields; --no-healthche
   t.equal(ts(['run', '-d', '--name', 'hc-over', '--health-retries', '7', 'hc-image', 'sleep', '600']).status, 0);
   t.teardown(() => ts(['rm', '-f', 'hc-over']));
   t.same(inspect('hc-over').Config.Healthcheck, { Test: ['CMD', 'cat', '/etc/healthy'], Interval: 250e6, Retries: 7 }, 'a flag replaces one field of the image\'s check');
+
+  // An image's check is input like a flag: one that would probe without pause is refused.
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nHEALTHCHECK --interval=1ns CMD true\n');
+  t.equal(ts(['build', '-q', '-t', 'hc-fast', ctx], 120_000).status, 0);
+  t.teardown(() => ts(['rmi', 'hc-fast']));
+  const fast = ts(['run', '-d', 'hc-fast', 'sleep', '600']);
+  t.equal(fast.status, 125);
+  t.match(fast.stderr, /the image's HEALTHCHECK Interval is 1 ns: a duration must be 0 \(the default\) or at least 1ms/);
 
   t.equal(ts(['run', '-d', '--name', 'hc-none', '--no-healthcheck', 'hc-image', 'sleep', '600']).status, 0);
   t.teardown(() => ts(['rm', '-f', 'hc-none']));

@@ -305,7 +305,8 @@ export async function waitReady(ctx: ComposeContext, c: ProjectContainer, why: s
       if (h?.Status === 'unhealthy') {
         // The last probe's first line of output, or its exit code: the error stays one line.
         const last = h.Log[h.Log.length - 1];
-        const said = last?.Output.trim().split('\n')[0].slice(0, 200);
+        // eslint-disable-next-line no-control-regex
+        const said = last?.Output.trim().split('\n')[0].replace(/[\x00-\x1f\x7f]/g, '').slice(0, 200);
         throw new TsrunError(`${why}, but ${c.info.name} is unhealthy (last check: ${said ? `"${said}", ` : ''}exit code ${last?.ExitCode})`);
       }
     }
@@ -336,6 +337,17 @@ async function waitForDependencies(ctx: ComposeContext, s: ServiceConfig) {
   }
 }
 
+/**
+ * How long a new replica may take to be ready: its start period and every
+ * retry of its check, with a margin; without a check, being up.
+ */
+function readyWithin(s: ServiceConfig): number {
+  const h = s.healthcheck;
+  if (!h || h.disable) return 60_000;
+  const ms = (v: string | undefined, d: number) => (v !== undefined ? (parseDuration(v) ?? d) : d);
+  return ms(h.start_period, 0) + ((h.retries ?? 3) + 1) * (ms(h.interval, 30_000) + ms(h.timeout, 30_000)) + 30_000;
+}
+
 /** How long a replaced replica, gone from its peers' /etc/hosts, keeps serving requests already under way. */
 const DRAIN_MS = 1000;
 
@@ -351,13 +363,17 @@ const DRAIN_MS = 1000;
  */
 async function recreate(ctx: ComposeContext, s: ServiceConfig, stale: ProjectContainer[], hash: string, binds: string[]): Promise<string[]> {
   const u = s.deploy?.update_config;
-  const size = u?.parallelism || stale.length || 1;
+  const size = u?.parallelism ?? 1;
   const delay = u?.delay ? (parseDuration(u.delay) ?? 0) : 0;
   const ids: string[] = [];
   for (let i = 0; i < stale.length; i += size) {
     if (i > 0 && delay) await new Promise((r) => setTimeout(r, delay));
     const batch = stale.slice(i, i + size);
-    ids.push(...(await Promise.all(batch.map((c) => (u?.order === 'start-first' ? replaceStartFirst(ctx, s, c, hash, binds) : replaceStopFirst(ctx, s, c, hash, binds))))));
+    // Every replacement of the batch is carried to its end (or its undo) before a failure is reported; later batches do not start.
+    const done = await Promise.allSettled(batch.map((c) => (u?.order === 'start-first' ? replaceStartFirst(ctx, s, c, hash, binds) : replaceStopFirst(ctx, s, c, hash, binds))));
+    for (const r of done) if (r.status === 'fulfilled') ids.push(r.value);
+    const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
   return ids;
 }
@@ -372,22 +388,30 @@ async function replaceStartFirst(ctx: ComposeContext, s: ServiceConfig, c: Proje
   const name = c.info.name;
   say(ctx, 'Container', name, 'Recreate (start-first)');
   await renameContainer(ctx.registry, c.info.id, `${c.info.id.slice(0, 12)}_${name}`);
-  const putBack = () => renameContainer(ctx.registry, c.info.id, name).catch(() => undefined);
+  const putBack = async (why: string): Promise<never> => {
+    try {
+      await renameContainer(ctx.registry, c.info.id, name);
+    } catch (e) {
+      throw new TsrunError(`${why}; the old container keeps running as ${c.info.id.slice(0, 12)}_${name}: renaming it back failed: ${(e as Error).message}`);
+    }
+    throw new TsrunError(`${why}; the old container keeps running`);
+  };
   let id: string;
   try {
     // Out of its peers' /etc/hosts until it is ready: no request reaches a server not yet listening.
     const opts = runOptionsOf(ctx, s, c.number, hash, { inheritVolumes: mountsOf(c.info) });
     id = await startNew(ctx, { ...opts, networking: { ...opts.networking, hidden: true } }, binds);
   } catch (e) {
-    await putBack();
-    throw new TsrunError(`start-first update of ${name}: the new container could not start beside the old one (which keeps running): ${(e as Error).message}`);
+    return putBack(`start-first update of ${name}: the new container could not start beside the old one: ${(e as Error).message}`);
   }
   try {
-    await waitReady(ctx, { ...c, info: ctx.registry.read(id) }, `start-first update of ${name}`);
+    await waitReady(ctx, { ...c, info: ctx.registry.read(id) }, `start-first update of ${name}`, { deadline: Date.now() + readyWithin(s) });
   } catch (e) {
-    await removeOne(ctx, { ...c, info: ctx.registry.read(id) }, { timeout: 1 });
-    await putBack();
-    throw new TsrunError(`${(e as Error).message}; the old container keeps running`);
+    try {
+      await removeOne(ctx, { ...c, info: ctx.registry.read(id) }, { timeout: 1 });
+    } finally {
+      await putBack((e as Error).message);
+    }
   }
   await setHidden(ctx.registry, id, false);
   await setHidden(ctx.registry, c.info.id, true);
@@ -450,6 +474,11 @@ export async function up(ctx: ComposeContext, opts: UpOptions = {}): Promise<str
           await startStopped(ctx.registry, c.info.id);
           say(ctx, 'Container', c.info.name, 'Started');
         } else say(ctx, 'Container', c.info.name, 'Running');
+        if (c.info.hostConfig.networking?.hidden) {
+          // A start-first update was cut short before this replica was shown: it is, once ready.
+          await waitReady(ctx, c, `service ${s.name}: the replica ${c.info.name} of an interrupted update`, { deadline: Date.now() + readyWithin(s) });
+          await setHidden(ctx.registry, c.info.id, false);
+        }
         ids.push(c.info.id);
         continue;
       }

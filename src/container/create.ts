@@ -61,7 +61,7 @@ export interface MonitorOptions {
   /** Run after the exit status is written (clean-up, restart policy). */
   exitCommand?: string[];
   /** Start this command (one health probe) on a schedule while the container runs. */
-  health?: { command: string[]; intervalMs: number; startPeriodMs: number; startIntervalMs: number };
+  health?: { command: string[]; intervalMs: number; timeoutMs: number; startPeriodMs: number; startIntervalMs: number };
   /** -d -i: stdin is a pipe the monitor holds open (nothing writes to it), so a shell waits instead of reading EOF. */
   holdStdin?: boolean;
 }
@@ -105,7 +105,7 @@ function monitorSetup(m: MonitorOptions) {
     }
     if (m.health) {
       const h = m.health;
-      argv.push('--health-interval', String(h.intervalMs), '--health-start-period', String(h.startPeriodMs), '--health-start-interval', String(h.startIntervalMs), '--health', String(h.command.length), ...h.command);
+      argv.push('--health-interval', String(h.intervalMs), '--health-timeout', String(h.timeoutMs), '--health-start-period', String(h.startPeriodMs), '--health-start-interval', String(h.startIntervalMs), '--health', String(h.command.length), ...h.command);
     }
     if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
     const childSide = made.filter((fd) => fd !== control[1]);

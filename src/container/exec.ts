@@ -136,6 +136,8 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     }
   };
   opts.signal?.addEventListener('abort', kill);
+  // Aborted while it was being launched: the listener came too late for that.
+  if (opts.signal?.aborted) kill();
   try {
     await launched.start();
     if (!exited) {

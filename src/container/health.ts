@@ -63,7 +63,8 @@ export function healthConfigOf(image: HealthConfig | undefined, opts: HealthOpti
     return undefined;
   }
   const test = o.test ?? image?.Test;
-  if (o.test) checkTest(o.test);
+  // The image's check is held to the same rules as the flags: it is input too.
+  if (test) checkTest(test);
   if (!test || test[0] === 'NONE') {
     if (given.length && test?.[0] !== 'NONE') throw new TsrunError(`a health option (${given.join(', ')}) needs a health check: give --health-cmd, or use an image with a HEALTHCHECK`);
     return undefined;
@@ -84,6 +85,9 @@ export function healthConfigOf(image: HealthConfig | undefined, opts: HealthOpti
     StartInterval: ns(o.startInterval, '--health-start-interval', image?.StartInterval),
     Retries: retries,
   };
+  for (const [k, v] of Object.entries(fields)) {
+    if (k !== 'Retries' && v !== undefined && (!Number.isSafeInteger(v) || v < 0 || (v !== 0 && v < MIN_DURATION))) throw new TsrunError(`the image's HEALTHCHECK ${k} is ${v} ns: a duration must be 0 (the default) or at least 1ms`);
+  }
   for (const [k, v] of Object.entries(fields)) if (v) (out as Record<string, unknown>)[k] = v;
   return out;
 }
@@ -207,7 +211,9 @@ async function probe(registry: Registry, id: string, args: string[], timeoutMs: 
   await Promise.race([reading, new Promise((res) => (wait = setTimeout(res, 200)))]);
   clearTimeout(wait);
   stream.destroy();
-  const output = Buffer.concat(chunks).toString('utf8');
+  // A character the 4 KiB cut split is dropped, not shown as U+FFFD.
+  let output = Buffer.concat(chunks).toString('utf8');
+  if (size > MAX_OUTPUT) output = output.replace(/\uFFFD$/, '');
   if (timedOut) return { exitCode: -1, output: `Health check exceeded timeout (${formatNs(timeoutMs * 1e6)})` };
   return { exitCode, output: error || output };
 }
@@ -220,14 +226,15 @@ export function scheduleHealthchecks(registry: Registry, id: string, hc: HealthC
   const t = healthTimes(hc);
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
-  let healthy = false;
+  let passed = false;
   const next = () => {
     if (stopped) return;
     // Docker's rule: in the start period, until healthy, probes come every start interval.
-    const early = !healthy && Date.now() - startedAt < t.startPeriodMs;
+    const early = !passed && Date.now() - startedAt < t.startPeriodMs;
     timer = setTimeout(async () => {
       try {
-        healthy = (await runHealthcheck(registry, id)).Status === 'healthy';
+        const h = await runHealthcheck(registry, id);
+        passed ||= h.Log[h.Log.length - 1]?.ExitCode === 0;
       } catch {
         /* the container is ending */
       }

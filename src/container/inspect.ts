@@ -62,9 +62,10 @@ function commandOf(info: ContainerInfo): string {
   return [info.path, ...info.args].map((a) => (/[\s"]/.test(a) ? JSON.stringify(a) : a)).join(' ');
 }
 
-function healthOf(registry: Registry, info: ContainerInfo) {
+function healthOf(registry: Registry, info: ContainerInfo, live: LiveState) {
   const h = readHealth(registry, info);
-  return h ? { Health: { Status: h.Status, FailingStreak: h.FailingStreak, Log: h.Log } } : {};
+  // Docker's rule: a container that does not run is not healthy, whatever its last probe said.
+  return h ? { Health: { Status: live.running || live.paused ? h.Status : 'unhealthy', FailingStreak: h.FailingStreak, Log: h.Log } } : {};
 }
 
 export function summarize(registry: Registry, info: ContainerInfo): ContainerSummary {
@@ -143,7 +144,7 @@ export function inspectContainer(registry: Registry, id: string) {
       StartedAt: live.startedAt || '0001-01-01T00:00:00Z',
       FinishedAt: live.finishedAt || '0001-01-01T00:00:00Z',
       MonitorPid: live.monitorPid,
-      ...healthOf(registry, info),
+      ...healthOf(registry, info, live),
     },
     Image: info.imageId,
     LogPath: registry.file(id, 'container.log'),
