@@ -8,7 +8,7 @@ import { removeNetwork } from '../network/manage';
 import { networksOf } from '../network/attach';
 import { removeVolume, volumesOf } from '../volume/manage';
 import { removeImages } from '../image/remove';
-import { startOrder } from './model';
+import { dependencies, startOrder } from './model';
 import { LABEL, projectContainers } from './project';
 import { imageName, removeOne, type ComposeContext } from './up';
 
@@ -22,13 +22,19 @@ export interface DownOptions {
 export async function down(ctx: ComposeContext, opts: DownOptions = {}) {
   const project = ctx.project;
   if (opts.rmi && !['local', 'all'].includes(opts.rmi)) throw new TsrunError(`--rmi ${opts.rmi}: use local or all`);
-  const order = startOrder(project).reverse();
+  // Levels of the dependency graph, dependents first: a service stops once all that depend on it have; a level's services stop together.
+  const level = new Map<string, number>();
+  for (const n of startOrder(project).reverse()) {
+    const dependents = Object.values(project.services).filter((o) => dependencies(o).includes(n));
+    level.set(n, Math.max(-1, ...dependents.map((o) => level.get(o.name) ?? 0)) + 1);
+  }
+  const levels = [...new Set(level.values())].sort((a, b) => a - b).map((l) => [...level].filter(([, v]) => v === l).map(([n]) => n));
   const all = projectContainers(ctx.registry, project.name, { oneoff: true });
   const known = (s: string) => !!project.services[s] || !!project.disabled[s];
-  // Each service's containers together, dependents before what they depend on; one-off runs and orphans first.
+  // One-off runs and orphans first, then each level's containers together.
   const groups = [
     all.filter((c) => c.oneoff || (!known(c.service) && opts.removeOrphans)),
-    ...order.map((s) => all.filter((c) => !c.oneoff && c.service === s)),
+    ...levels.map((names) => all.filter((c) => !c.oneoff && names.includes(c.service))),
     all.filter((c) => !c.oneoff && project.disabled[c.service]),
   ];
   const orphans = all.filter((c) => !c.oneoff && !known(c.service));
