@@ -11,11 +11,10 @@
 // Traffic goes to loopback and to the project's own containers only: the
 // worker resolves nothing but the service names.
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import t from 'tap';
-import { busyboxImage, cgroupDirsNamed, mountsUnder, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, cgroupDirsNamed, mountsUnder, needsRoot, PROJECT, stateRoot, TEST_BASE, tsrun, httpGet } from './helpers';
 
 const have = (bin: string) => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const skip = needsRoot || (!have('podman') ? 'needs Debian podman' : !have('podman-compose') ? 'needs Debian podman-compose' : false);
@@ -80,19 +79,10 @@ const podmanCompose = (args: string[]) =>
   run('podman-compose', ['-f', path.join(pdir, 'compose.yaml'), '-p', project, '--podman-args', podmanGlobal.join(' '), '--podman-run-args', `--cgroup-parent ${PARENT}`, ...args], pdir);
 const compose = (args: string[]) => tsrun(['--storage', storage, 'compose', '--project-directory', tdir, '-f', path.join(tdir, 'compose.yaml'), '-p', project, ...args], { root, timeout: 90_000 });
 
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 async function getSoon(port: number): Promise<string> {
   for (let i = 0; ; i++) {
     try {
-      return await get(port);
+      return await httpGet(port);
     } catch (e) {
       if (i >= 50) throw e;
       await sleep(100);

@@ -6,10 +6,9 @@
 // refused in one line with file and line, nothing made.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
-import { busyboxImage, CLI, needsRoot, stateRoot, TEST_BASE, tsrun } from './helpers';
+import { busyboxImage, CLI, needsRoot, stateRoot, TEST_BASE, tsrun, httpGet } from './helpers';
 
 const root = stateRoot('compose');
 const storage = path.join(TEST_BASE, 'storage', `compose-${process.pid}`);
@@ -23,16 +22,6 @@ const psJson = () =>
     .stdout.split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as { ID: string; Name: string; Service: string; State: string; Health: string; Status: string; Labels: Record<string, string> });
-
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve(body));
-    }).on('error', reject);
-  });
-}
 
 const COMPOSE = `
 name: ignored-by-p
@@ -131,8 +120,8 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   t.match(web1.Config.Labels['com.docker.compose.config-hash'], /^[0-9a-f]{64}$/);
 
   // Both replicas answer on the published range.
-  t.equal(await get(port), 'hello from web\n', 'web-1 answers on 127.0.0.1');
-  t.equal(await get(port + 1), 'hello from web\n', 'web-2 answers on the next port of the range');
+  t.equal(await httpGet(port), 'hello from web\n', 'web-1 answers on 127.0.0.1');
+  t.equal(await httpGet(port + 1), 'hello from web\n', 'web-2 answers on the next port of the range');
 
   // By service name, alias and container name, from another service.
   const reach = compose(['exec', '-T', 'worker', 'sh', '-c', 'nc db 5432 </dev/null; nc database 5432 </dev/null; wget -qO- http://web/; wget -qO- http://' + project + '-web-2/']);
@@ -175,7 +164,7 @@ t.test('a three-service project: up -d, names, ports, volumes, replicas, idempot
   const hosts = compose(['exec', '-T', 'worker', 'cat', '/etc/hosts']).stdout;
   t.equal(hosts.split('\n').filter((l) => /\sweb(\s|$)/.test(l)).length, 3, 'each replica is in /etc/hosts under the service name');
   t.equal(compose(['exec', '-T', 'worker', 'wget', '-qO-', `http://${project}-web-3/`]).stdout, 'hello from web\n', 'the new replica answers');
-  t.equal(await get(port + 2), 'hello from web\n', 'and takes the third port of the range');
+  t.equal(await httpGet(port + 2), 'hello from web\n', 'and takes the third port of the range');
   t.equal(compose(['exec', '-T', '--index', '3', 'web', 'cat', '/data/f']).stdout, 'kept\n', 'replicas share the named volume');
 
   // A one-off run: its output, its exit status, nothing left with --rm.

@@ -117,7 +117,7 @@ t.test("an image's HEALTHCHECK applies; flags replace its fields; --no-healthche
   const ctx = fs.mkdtempSync(path.join(TEST_BASE, 'health-build-'));
   t.teardown(() => fs.rmSync(ctx, { recursive: true, force: true }));
   fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nHEALTHCHECK --interval=250ms --retries=1 CMD ["cat", "/etc/healthy"]\nRUN echo image-ok > /etc/healthy\n');
-  const b = ts(['build', '-q', '-t', 'hc-image', ctx], 120_000);
+  const b = ts(['build', '-q', '--network', 'none', '-t', 'hc-image', ctx], 120_000);
   t.equal(b.status, 0, b.stderr);
   t.teardown(() => ts(['rmi', 'hc-image']));
 
@@ -141,7 +141,7 @@ t.test("an image's HEALTHCHECK applies; flags replace its fields; --no-healthche
 
   // An image's check is input like a flag: one that would probe without pause is refused.
   fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nHEALTHCHECK --interval=1ns CMD true\n');
-  t.equal(ts(['build', '-q', '-t', 'hc-fast', ctx], 120_000).status, 0);
+  t.equal(ts(['build', '-q', '--network', 'none', '-t', 'hc-fast', ctx], 120_000).status, 0);
   t.teardown(() => ts(['rmi', 'hc-fast']));
   const fast = ts(['run', '-d', 'hc-fast', 'sleep', '600']);
   t.equal(fast.status, 125);

@@ -2,6 +2,7 @@
 // places a test may leave things (checked by zz-leak-check.test.ts).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultSpec } from '../src/spec/default';
@@ -225,4 +226,15 @@ export function cgroupDirsNamed(rel: string): string[] {
   return cgroupHierarchies()
     .map((h) => path.join(h, rel))
     .filter((d) => fs.existsSync(d));
+}
+
+/** The body of GET / on 127.0.0.1:port (a published port's page). */
+export function httpGet(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/', timeout: 5000 }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
 }
