@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
+import { benchWork, podmanBusybox, time, q, med, withCa, withoutCa } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -95,12 +95,7 @@ const pm = `pmbench${process.pid}`;
 const tsCompose = (name, args, env) => tsrun(['compose', '-p', name, '-f', path.join(work, 'compose.yaml'), ...args], env);
 for (const name of [ts, tsNoCa]) cleanups.push(() => tsCompose(name, ['down', '-t', '0']));
 if (hasPodman) {
-  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
-  podman(['load', '-i', path.join(work, 'bb.tar')]);
-  cleanups.push(() => {
-    podman(['rm', '-fa', '-t', '0']);
-    podman(['system', 'reset', '--force']);
-  });
+  podmanBusybox({ tsrun, podman, work, cleanups });
 }
 
 // [row, up, down]: tsrun's with and without the CA file, each its own project.

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time } from './bench-work.mjs';
+import { benchWork, podmanBusybox, time } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -75,12 +75,7 @@ let podmanNote = '';
 if (have('podman') && have('conmon')) {
   const proot = path.join(work, 'podman');
   const podman = (args) => execFileSync('podman', ['--root', path.join(proot, 'root'), '--runroot', path.join(proot, 'run'), '--runtime', 'runc', ...args], { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
-  podman(['load', '-i', path.join(work, 'bb.tar')]);
-  cleanups.push(() => {
-    podman(['rm', '-fa', '-t', '0']);
-    podman(['system', 'reset', '--force']);
-  });
+  podmanBusybox({ tsrun, podman, work, cleanups });
   // Without CAP_SYS_RESOURCE podman's default rlimits (above the hard limit) fail.
   for (let i = 0; i < COUNT; i++) podman(['run', '-d', '--network', 'none', '--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768', 'docker.io/library/busybox:latest', 'sleep', '3600']);
   await new Promise((r) => setTimeout(r, 500));

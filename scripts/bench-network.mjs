@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { benchWork, time, q, med, withCa, withoutCa } from './bench-work.mjs';
+import { benchWork, podmanBusybox, time, q, med, withCa, withoutCa } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -61,12 +61,7 @@ const hasPodman = have('podman') && have('runc') && ['/usr/lib/podman/netavark',
 // Without CAP_SYS_RESOURCE podman's default rlimits (above the hard limit) fail.
 const podmanLimits = ['--ulimit', 'nofile=20000:20000', '--ulimit', 'nproc=32768:32768'];
 if (hasPodman) {
-  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
-  podman(['load', '-i', path.join(work, 'bb.tar')]);
-  cleanups.push(() => {
-    podman(['rm', '-fa', '-t', '0']);
-    podman(['system', 'reset', '--force']);
-  });
+  podmanBusybox({ tsrun, podman, work, cleanups });
 }
 
 const rows = [

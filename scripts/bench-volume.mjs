@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { benchWork, time, q, med, withCa, withoutCa, seededBytes, seededText } from './bench-work.mjs';
+import { benchWork, podmanBusybox, time, q, med, withCa, withoutCa, seededBytes, seededText } from './bench-work.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const project = path.resolve(here, '..');
@@ -58,12 +58,7 @@ cleanups.push(() => tsrun(['rm', '-f', tsBox, tsLayer]));
 let pmBox = '';
 let pmLayer = '';
 if (hasPodman) {
-  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
-  podman(['load', '-i', path.join(work, 'bb.tar')]);
-  cleanups.push(() => {
-    podman(['rm', '-fa', '-t', '0']);
-    podman(['system', 'reset', '--force']);
-  });
+  podmanBusybox({ tsrun, podman, work, cleanups });
   pmBox = podman(['run', '-d', ...podmanLimits, 'docker.io/library/busybox:latest', 'sleep', '1d']).trim();
   pmLayer = podman(['run', '-d', ...podmanLimits, 'docker.io/library/busybox:latest', 'sleep', '1d']).trim();
   podman(['cp', tree, `${pmLayer}:/tree`]);

@@ -26,6 +26,19 @@ export function benchWork(prefix) {
   return { work, cleanups };
 }
 
+/**
+ * tsrun's busybox image in a podman store (tsrun save, podman load: no
+ * registry), and that store's containers and images gone at exit.
+ */
+export function podmanBusybox({ tsrun, podman, work, cleanups }) {
+  tsrun(['save', '-o', path.join(work, 'bb.tar'), 'busybox']);
+  podman(['load', '-i', path.join(work, 'bb.tar')]);
+  cleanups.push(() => {
+    podman(['rm', '-fa', '-t', '0']);
+    podman(['system', 'reset', '--force']);
+  });
+}
+
 /** Milliseconds a synchronous call takes. */
 export const time = (f) => {
   const t0 = process.hrtime.bigint();
