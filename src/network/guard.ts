@@ -39,62 +39,100 @@ export function masquerade(subnet: string, bridge: string) {
   ensureRule('nat', '-A', masqRule(subnet, bridge), `the outbound NAT rule of ${bridge} for ${subnet}`);
 }
 
-/** Removes it (every copy), when the network goes. */
-export function unguardLoopback(bridge: string) {
-  for (let i = 0; i < 10 && iptables(['-C', ...rule(bridge)]).status === 0; i++) iptables(['-D', ...rule(bridge)]);
+/** A table's rules as `iptables -S` prints them, or undefined when it cannot be listed. */
+function list(table: string): string[] | undefined {
+  const r = ipt(table, ['-S']);
+  return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
+}
+
+/** `-A CHAIN rule` as the command that deletes it. */
+const deletion = (line: string) => `-D${line.slice(2)}`;
+
+/**
+ * Runs each table's commands in one `iptables-restore --noflush` (one
+ * process instead of one per rule; a table's batch commits at once). If a
+ * batch fails, say because a rule went meanwhile, its commands run one by
+ * one, each failure ignored: what is gone stays gone.
+ */
+function applyBatch(commands: Record<string, string[]>) {
+  const tables = Object.entries(commands).filter(([, c]) => c.length);
+  if (!tables.length) return;
+  const input = tables.map(([t, c]) => `*${t}\n${c.join('\n')}\nCOMMIT\n`).join('');
+  const r = spawnSync('iptables-restore', ['-w', '--noflush'], { input, encoding: 'utf8' });
+  if (r.status === 0) return;
+  for (const [t, c] of tables) for (const cmd of c) ipt(t, words(cmd));
 }
 
 /**
- * The rules the firewall plugin keeps per bridge (its same-bridge isolation,
- * never removed by DEL: other containers share the bridge) go when the
- * network goes: tsrun owns the network, so it undoes them.
+ * The rules a network's bridge has in the host's tables, all tsrun's to
+ * undo when the network goes: the loopback guard, the firewall plugin's
+ * same-bridge isolation (never removed by DEL: other containers share the
+ * bridge), and the network's masquerade rule.
  */
-export function removeBridgeRules(bridge: string) {
-  const listed = iptables(['-S']).stdout.split('\n');
-  for (const line of listed) {
-    if (!/^-A CNI-ISOLATION-STAGE-[12] /.test(line) || !new RegExp(`(^| )-[io] ${bridge}( |$)`).test(line)) continue;
-    const args = words(line);
-    args[0] = '-D';
-    iptables(args);
-  }
-  // The network's masquerade rule, tsrun's own.
-  for (const line of ipt('nat', ['-S', 'POSTROUTING']).stdout.split('\n')) {
-    if (!line.includes(`"tsrun: masquerade ${bridge}"`)) continue;
-    const args = words(line);
-    args[0] = '-D';
-    ipt('nat', args);
-  }
+function bridgeRules(bridge: string, filter: string[], nat: string[]) {
+  const io = new RegExp(`(^| )-[io] ${bridge}( |$)`);
+  return {
+    filter: filter.filter((l) => (/^-A CNI-ISOLATION-STAGE-[12] /.test(l) && io.test(l)) || (l.startsWith('-A INPUT ') && l.includes(`"tsrun: no host loopback from ${bridge}"`))),
+    nat: nat.filter((l) => l.startsWith('-A POSTROUTING ') && l.includes(`"tsrun: masquerade ${bridge}"`)),
+  };
 }
 
 /**
  * The chains the CNI plugins share across networks (the firewall plugin's
  * CNI-FORWARD, CNI-ADMIN and isolation stages; portmap's CNI-HOSTPORT-*),
  * made on a first ADD and never removed by any DEL. When they hold nothing
- * but the plugins' own base rules, no container of anyone's uses them:
- * they go, with the jumps to them. A later ADD makes them again.
+ * but the plugins' own base rules, no container of anyone's uses them: the
+ * commands that remove them, with the jumps to them (a later ADD makes them
+ * again).
  */
+const SHARED = {
+  filter: { chains: ['CNI-ISOLATION-STAGE-1', 'CNI-ISOLATION-STAGE-2', 'CNI-FORWARD', 'CNI-ADMIN'], base: [/-j RETURN$/, /-j CNI-ADMIN$/] },
+  nat: { chains: ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK'], base: [/--mark 0x2000\/0x2000 -j MASQUERADE$/, /-j MARK --set-xmark 0x2000\/0x2000$/] },
+};
+function idleChains(table: keyof typeof SHARED, lines: string[]): string[] {
+  const { chains, base } = SHARED[table];
+  const present = chains.filter((c) => lines.includes(`-N ${c}`));
+  if (!present.length) return [];
+  const inside = lines.filter((l) => present.some((c) => l.startsWith(`-A ${c} `)));
+  if (inside.some((l) => !base.some((b) => b.test(l)))) return []; // some container's rule is still there
+  const jumps = lines.filter((l) => {
+    const m = /^-A (\S+) .*-j (\S+)$/.exec(l);
+    return !!m && !present.includes(m[1]) && present.includes(m[2]);
+  });
+  // The jumps from other chains first, then the chains' rules, then the chains.
+  return [...jumps.map(deletion), ...present.map((c) => `-F ${c}`), ...present.map((c) => `-X ${c}`)];
+}
+
+/**
+ * Everything a removed network leaves in the host's tables, in two
+ * listings and one iptables-restore: the bridge's own rules, and then the
+ * shared CNI chains if nothing uses them any more.
+ */
+export function removeNetworkRules(bridge: string) {
+  const filter = list('filter') ?? [];
+  const nat = list('nat') ?? [];
+  const own = bridgeRules(bridge, filter, nat);
+  applyBatch({
+    filter: [...own.filter.map(deletion), ...idleChains('filter', filter.filter((l) => !own.filter.includes(l)))],
+    nat: [...own.nat.map(deletion), ...idleChains('nat', nat.filter((l) => !own.nat.includes(l)))],
+  });
+}
+
+/** The loopback guard's rule of a bridge (every copy). */
+export function unguardLoopback(bridge: string) {
+  const filter = list('filter') ?? [];
+  applyBatch({ filter: bridgeRules(bridge, filter, []).filter.filter((l) => l.startsWith('-A INPUT ')).map(deletion) });
+}
+
+/** All of a bridge's own rules (see bridgeRules). */
+export function removeBridgeRules(bridge: string) {
+  const filter = list('filter') ?? [];
+  const nat = list('nat') ?? [];
+  const own = bridgeRules(bridge, filter, nat);
+  applyBatch({ filter: own.filter.map(deletion), nat: own.nat.map(deletion) });
+}
+
+/** The shared CNI chains, if idle. */
 export function removeIdleCniChains() {
-  const tables = {
-    filter: { chains: ['CNI-ISOLATION-STAGE-1', 'CNI-ISOLATION-STAGE-2', 'CNI-FORWARD', 'CNI-ADMIN'], base: [/-j RETURN$/, /-j CNI-ADMIN$/] },
-    nat: { chains: ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-MASQ', 'CNI-HOSTPORT-SETMARK'], base: [/--mark 0x2000\/0x2000 -j MASQUERADE$/, /-j MARK --set-xmark 0x2000\/0x2000$/] },
-  };
-  for (const [table, { chains, base }] of Object.entries(tables)) {
-    const saved = ipt(table, ['-S']);
-    if (saved.status !== 0) continue;
-    const lines = saved.stdout.split('\n');
-    const present = chains.filter((c) => lines.includes(`-N ${c}`));
-    if (!present.length) continue;
-    const inside = lines.filter((l) => present.some((c) => l.startsWith(`-A ${c} `)));
-    if (inside.some((l) => !base.some((b) => b.test(l)))) continue; // some container's rule is still there
-    // The jumps from the built-in chains first, then the chains themselves.
-    for (const l of lines) {
-      const m = /^-A (\S+) (.*)-j (\S+)$/.exec(l);
-      if (!m || present.includes(m[1]) || !present.includes(m[3])) continue;
-      const args = words(l);
-      args[0] = '-D';
-      ipt(table, args);
-    }
-    for (const c of present) ipt(table, ['-F', c]);
-    for (const c of present) ipt(table, ['-X', c]);
-  }
+  applyBatch({ filter: idleChains('filter', list('filter') ?? []), nat: idleChains('nat', list('nat') ?? []) });
 }

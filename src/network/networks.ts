@@ -9,7 +9,7 @@ import path = require('node:path');
 import { TsrunError } from '../errors';
 import { withFileLock } from '../file-lock';
 import { CNI_VERSION, type ConfList } from './cni';
-import { removeBridgeRules, removeIdleCniChains, unguardLoopback } from './guard';
+import { removeNetworkRules } from './guard';
 import { contains, formatIp, formatSubnet, hostRoutes, overlaps, parseIp, parseSubnet, type Subnet } from './ipv4';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -140,10 +140,8 @@ export class Networks {
     fs.rmSync(this.file(net.name), { force: true });
     fs.rmSync(path.join(this.dir, `${net.name}.conflist`), { force: true });
     deleteBridge(net.bridge);
-    unguardLoopback(net.bridge);
-    removeBridgeRules(net.bridge);
-    // The last network's going leaves the plugins' shared chains idle: they go too.
-    removeIdleCniChains();
+    // Its rules, and the plugins' shared chains if it was the last network using them.
+    removeNetworkRules(net.bridge);
     fs.rmSync(path.join(IPAM_DIR, cniName(net)), { recursive: true, force: true });
   }
 
