@@ -3,7 +3,9 @@
 // container from this process and then execs this program, so the
 // container is our child: we reap it, record its exit status and end time,
 // write its output to a log, and hold the master side of its terminal.
-// Then we exec the exit command (tsrun's clean-up, restart policy, --rm).
+// Then we exec the exit command (tsrun's clean-up, restart policy, --rm),
+// unless the claim file names a live tsrun process that stops the
+// container and cleans up after it itself (stop, rm -f, compose down).
 // With --health, we also start one health probe (`tsrun healthcheck run
 // ID`) after each interval while the container runs, never two at once:
 // no daemon is needed to keep the schedule.
@@ -15,7 +17,7 @@
 //                 [--stdout FD] [--stderr FD] [--console FD] [--hold FD]
 //                 [--health-interval MS --health-timeout MS --health-start-period MS
 //                  --health-start-interval MS --health N PROBE-COMMAND(N words)]
-//                 [-- EXIT-COMMAND...]
+//                 [--claim FILE] [-- EXIT-COMMAND...]
 //
 // fd 3 is the control pipe: the runtime writes the container's pid there
 // once the container is created. EOF without a pid means the create failed
@@ -52,6 +54,7 @@ struct Stream {
 };
 
 const char *exit_file = nullptr;
+const char *claim_file = nullptr;
 const char *log_file = nullptr;
 long long log_max = 0;
 int log_fd = -1;
@@ -78,10 +81,17 @@ long long now_ms() {
   return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+long long probe_started = -1;
+
+// The next probe after the interval, and never sooner than the last one
+// took: however short an image sets the interval, probes (a tsrun process
+// on the host each) keep at most half of one CPU busy.
 void schedule_probe() {
   long long now = now_ms();
   bool early = !health_passed && now - started_at < health_start_period;
-  next_probe = now + (early ? health_start_interval : health_interval);
+  long long gap = early ? health_start_interval : health_interval;
+  if (probe_started >= 0 && now - probe_started > gap) gap = now - probe_started;
+  next_probe = now + gap;
 }
 
 void start_probe() {
@@ -103,6 +113,7 @@ void start_probe() {
   }
   if (pid > 0) {
     health_pid = pid;
+    probe_started = now_ms();
     probe_deadline = now_ms() + health_timeout + PROBE_GRACE_MS;
   } else schedule_probe();  // fork failed: try again next time
 }
@@ -291,11 +302,41 @@ void write_exit_file() {
   if (w == n) rename(tmp, exit_file);
 }
 
+// Whether the claim file holds "PID STARTTIME" of a process that still
+// runs (the start time, field 22 of /proc/PID/stat, tells a reused pid).
+bool claimed() {
+  if (!claim_file) return false;
+  char text[64] = {}, path[64], stat[1024] = {};
+  int fd = open(claim_file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  int pid = 0;
+  unsigned long long start = 0;
+  if (n <= 0 || sscanf(text, "%d %llu", &pid, &start) != 2 || pid <= 0) return false;
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  n = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  if (n <= 0) return false;
+  const char *p = strrchr(stat, ')');
+  if (!p) return false;
+  // After ") " come field 3 (the state) and on; the start time is field 22.
+  p += 2;
+  if (*p == 'Z' || *p == 'X') return false;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  return p && strtoull(p, nullptr, 10) == start;
+}
+
 int usage() {
   static const char msg[] =
       "usage: tsrun-monitor --exit FILE [--log FILE --log-max BYTES] [--stdout FD] [--stderr FD] [--console FD] [--hold FD]\n"
       "                     [--health-interval MS --health-timeout MS --health-start-period MS --health-start-interval MS --health N COMMAND...]\n"
-      "                     [-- COMMAND...]\n";
+      "                     [--claim FILE] [-- COMMAND...]\n";
   ssize_t ignored = write(2, msg, sizeof msg - 1);
   (void)ignored;
   return 2;
@@ -313,6 +354,7 @@ int main(int argc, char **argv) {
     if (i + 1 >= argc) return usage();
     const char *v = argv[++i];
     if (!strcmp(a, "--exit")) exit_file = v;
+    else if (!strcmp(a, "--claim")) claim_file = v;
     else if (!strcmp(a, "--log")) log_file = v;
     else if (!strcmp(a, "--log-max")) log_max = atoll(v);
     else if (!strcmp(a, "--stdout")) out.fd = atoi(v);
@@ -412,7 +454,7 @@ int main(int argc, char **argv) {
   if (err.len) log_record(err, err.partial, err.len, false);
   if (log_fd >= 0) fsync(log_fd);
   write_exit_file();
-  if (exit_command) {
+  if (exit_command && !claimed()) {
     // The clean-up starts as a plain process: default signals, not a subreaper.
     prctl(PR_SET_CHILD_SUBREAPER, 0);
     signal(SIGPIPE, SIG_DFL);

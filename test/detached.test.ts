@@ -230,6 +230,33 @@ t.test('start keeps the writable layer; restart; kill -s; rename; --rm detached'
   gone(t, id, 'temp');
 });
 
+t.test('an exit claimed by a live process is left to it; a claim by a dead or reused pid is not', { skip: needsRoot }, async (t) => {
+  // stop, rm -f and compose down claim the exit and clean up themselves; the monitor then runs no container-exited.
+  const startTime = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[19];
+  const exitsOn = (name: string) => {
+    const r = ts(['run', '-d', '--network', 'none', '--name', name, 'busybox', 'sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.05; done']);
+    t.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const cases = [
+    { name: 'claimed', claim: () => `${process.pid} ${startTime(process.pid)}`, cleaned: false },
+    { name: 'claim-reused', claim: () => `${process.pid} 1`, cleaned: true },
+    { name: 'claim-dead', claim: () => `999999999 ${startTime(process.pid)}`, cleaned: true },
+  ];
+  for (const c of cases) {
+    const id = exitsOn(c.name);
+    t.teardown(() => ts(['rm', '-f', c.name]));
+    fs.writeFileSync(path.join(storage, 'containers', id, 'exit-claim'), `${c.claim()}\n`);
+    t.equal(ts(['exec', c.name, 'touch', '/tmp/go']).status, 0);
+    t.ok(await eventually(() => inspect(c.name).State.Status === 'exited'), `${c.name}: exited`);
+    // container-exited removes the runtime state; it is there until someone cleans up.
+    const cleaned = await eventually(() => !fs.existsSync(path.join(root, id)), 3000);
+    t.equal(cleaned, c.cleaned, c.cleaned ? `${c.name}: the monitor cleaned up` : `${c.name}: the monitor left the clean-up to the claimant`);
+    t.equal(ts(['rm', '-f', c.name]).status, 0);
+    gone(t, id, c.name);
+  }
+});
+
 t.test('rm refuses a running container without -f; names, prefixes and errors', { skip: needsRoot }, async (t) => {
   const id = ts(['run', '-d', '--name', 'busy', 'busybox', 'sleep', '60']).stdout.trim();
   const r = ts(['rm', 'busy']);

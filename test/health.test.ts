@@ -101,6 +101,20 @@ t.test('a probe past its timeout is killed and counts as a failure; events repor
   t.same(statuses, ['healthy', 'unhealthy'], 'one health_status event per change, in order');
 });
 
+t.test('however short the interval, the next probe waits at least as long as the last one took', { skip: needsRoot }, async (t) => {
+  // Each probe is a tsrun process on the host: an image's 1 ms interval must not keep a CPU busy.
+  const r = ts(['run', '-d', '--init', '--name', 'hc-busy', '--health-cmd', 'sleep 0.5', '--health-interval', '1ms', 'busybox', 'sleep', '600']);
+  t.equal(r.status, 0, r.stderr);
+  t.teardown(() => ts(['rm', '-f', 'hc-busy']));
+  t.ok(await eventually(() => (health('hc-busy')?.Log.length ?? 0) >= 4), 'probes keep coming');
+  const log = health('hc-busy')!.Log.map((e) => ({ start: Date.parse(e.Start), end: Date.parse(e.End) }));
+  for (let i = 1; i < log.length; i++) {
+    const took = log[i - 1].end - log[i - 1].start;
+    const gap = log[i].start - log[i - 1].end;
+    t.ok(took >= 500 && gap >= 0.9 * took, `probe ${i + 1} started ${gap} ms after probe ${i} ended, which took ${took} ms`);
+  }
+});
+
 t.test('the start period: failures there do not count until a probe passes; probes then come every start interval', { skip: needsRoot }, async (t) => {
   const r = ts(['run', '-d', '--init', '--name', 'hc-start', '--health-cmd', 'test -e /tmp/ok', '--health-interval', '1h', '--health-start-period', '1h', '--health-start-interval', '200ms', '--health-retries', '1', 'busybox', 'sleep', '600']);
   t.equal(r.status, 0, r.stderr);

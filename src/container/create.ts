@@ -60,6 +60,8 @@ export interface MonitorOptions {
   terminal?: boolean;
   /** Run after the exit status is written (clean-up, restart policy). */
   exitCommand?: string[];
+  /** While this file names a live process (PID STARTTIME), that process cleans up after an exit: the exit command is not run. */
+  claimFile?: string;
   /** Start this command (one health probe) on a schedule while the container runs. */
   health?: { command: string[]; intervalMs: number; timeoutMs: number; startPeriodMs: number; startIntervalMs: number };
   /** -d -i: stdin is a pipe the monitor holds open (nothing writes to it), so a shell waits instead of reading EOF. */
@@ -107,6 +109,7 @@ function monitorSetup(m: MonitorOptions) {
       const h = m.health;
       argv.push('--health-interval', String(h.intervalMs), '--health-timeout', String(h.timeoutMs), '--health-start-period', String(h.startPeriodMs), '--health-start-interval', String(h.startIntervalMs), '--health', String(h.command.length), ...h.command);
     }
+    if (m.claimFile) argv.push('--claim', m.claimFile);
     if (m.exitCommand?.length) argv.push('--', ...m.exitCommand);
     const childSide = made.filter((fd) => fd !== control[1]);
     return {

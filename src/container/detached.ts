@@ -7,7 +7,7 @@ import { createContainer, readBundleSpec } from './create';
 import { deleteContainer } from './delete';
 import type { ContainerInfo, Registry } from './registry';
 import { startContainer } from './start';
-import { isAlive, type ContainerRecord } from './store';
+import { isAlive, processStartTime, type ContainerRecord } from './store';
 import { TsrunError } from '../errors';
 import { connectNetworks, disconnectNetworks } from '../network/attach';
 import { mountVolumes } from '../volume/mounts';
@@ -27,6 +27,25 @@ export function exitCommand(registry: Registry, id: string): string[] {
   return tsrunCommand(registry, 'container-exited', id);
 }
 
+/** The file by which a stop tells the monitor that it cleans up after the exit itself (see withExitClaim). */
+export const EXIT_CLAIM = 'exit-claim';
+
+/**
+ * While fn runs, the container's monitor leaves what follows an exit to
+ * this process (it starts no `container-exited`, a Node process of its
+ * own): for a stop or rm that waits for the exit and cleans up after it.
+ * Should this process die first, the monitor does it as before.
+ */
+export async function withExitClaim<T>(registry: Registry, id: string, fn: () => Promise<T>): Promise<T> {
+  const file = registry.file(id, EXIT_CLAIM);
+  fs.writeFileSync(file, `${process.pid} ${processStartTime(process.pid)}\n`, { mode: 0o600 });
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(file, { force: true });
+  }
+}
+
 /** Call with the container's lock held. */
 export async function startDetached(registry: Registry, info: ContainerInfo, opts: DetachedStartOptions = {}): Promise<void> {
   const id = info.id;
@@ -34,6 +53,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
   if (registry.runtime.exists(id)) await deleteContainer(id, { root: registry.runtime.root, force: true });
   fs.rmSync(registry.file(id, 'exit.json'), { force: true });
   fs.rmSync(registry.file(id, 'health.json'), { force: true });
+  fs.rmSync(registry.file(id, EXIT_CLAIM), { force: true });
   const bundle = registry.containerDir(id);
   await mountVolumes(registry, info);
   await connectNetworks(registry, info);
@@ -54,6 +74,7 @@ export async function startDetached(registry: Registry, info: ContainerInfo, opt
       terminal: info.config.tty,
       holdStdin: info.config.openStdin && !info.config.tty,
       exitCommand: exitCommand(registry, id),
+      claimFile: registry.file(id, EXIT_CLAIM),
       health: info.config.healthcheck ? { command: tsrunCommand(registry, 'healthcheck', 'run', id), ...healthTimes(info.config.healthcheck) } : undefined,
     },
   }).catch(async (e) => {

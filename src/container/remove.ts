@@ -7,7 +7,7 @@ import { deleteContainer } from './delete';
 import { exitsWithin, signalProcess } from './kill';
 import { thawIfFrozen } from './stop';
 import type { Registry } from './registry';
-import { monitorRecorded } from './detached';
+import { monitorRecorded, withExitClaim } from './detached';
 import { isAlive } from './store';
 import { removeContainerDir, removeContainerFiles } from './run-image';
 import { removeAnonymousVolumes } from '../volume/mounts';
@@ -33,12 +33,14 @@ export async function removeContainer(registry: Registry, id: string, opts: { fo
       info.state.manuallyStopped = true;
       registry.write(info);
       const rt = registry.runtimeRecord(id);
-      if (rt?.pid && signalProcess(rt.pid, rt.pidStartTime, 9)) {
+      // The clean-up is done here: the monitor need not start a process for it.
+      await withExitClaim(registry, id, async () => {
+        if (!rt?.pid || !signalProcess(rt.pid, rt.pidStartTime, 9)) return;
         await thawIfFrozen(registry, id);
         if (!(await exitsWithin(rt.pid, rt.pidStartTime, 15_000))) throw new TsrunError(`rm -f ${info.name}: pid ${rt.pid} still runs 15 s after SIGKILL (uninterruptible sleep?)`);
         // Its monitor writes exit.json next: let it finish before the directory goes.
         await monitorRecorded(registry, id, rt);
-      }
+      });
     }
     // A process that has just died (killed by an rm that was itself killed, say) is
     // a zombie until its monitor reaps it and records the exit: wait for that.

@@ -5,7 +5,8 @@ import { TsrunError } from '../errors';
 import { parseSignal, signalName } from '../process/signals';
 import { exitsWithin, signalProcess } from './kill';
 import { isFrozen, thaw } from '../cgroup/ops';
-import { startDetached } from './detached';
+import { monitorRecorded, startDetached, withExitClaim } from './detached';
+import { containerExited } from './exited';
 import { isAlive, processStartTime } from './store';
 import type { Registry } from './registry';
 
@@ -40,20 +41,40 @@ function stopSignalOf(registry: Registry, id: string): number {
   return parseSignal(registry.read(id).config.stopSignal || 'SIGTERM');
 }
 
-/** Docker's stop: the stop signal, then SIGKILL after timeoutSec. Returns false if it was not running. */
-export async function stopContainer(registry: Registry, id: string, timeoutSec = 10, signal?: number): Promise<boolean> {
+/**
+ * Docker's stop: the stop signal, then SIGKILL after timeoutSec; then the
+ * clean-up after the exit, done here (the monitor is told not to start a
+ * process for it). Returns false if it was not running. With settle false
+ * it returns once the process has gone and does no clean-up: for a caller
+ * that holds the exit claim and removes the container next.
+ */
+export async function stopContainer(registry: Registry, id: string, timeoutSec = 10, signal?: number, opts: { settle?: boolean } = {}): Promise<boolean> {
   await markManualStop(registry, id);
   const p = liveProcess(registry, id);
   if (!p) return false;
   const sig = signal ?? stopSignalOf(registry, id);
-  signalProcess(p.pid, p.startTime, sig);
-  // A paused container gets no signal until it thaws (as Docker does, stop thaws it).
-  await thawIfFrozen(registry, id);
-  if (!(await exitsWithin(p.pid, p.startTime, timeoutSec * 1000))) {
-    signalProcess(p.pid, p.startTime, 9);
+  const ends = async () => {
+    signalProcess(p.pid, p.startTime, sig);
+    // A paused container gets no signal until it thaws (as Docker does, stop thaws it).
     await thawIfFrozen(registry, id);
-    if (!(await exitsWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
+    if (!(await exitsWithin(p.pid, p.startTime, timeoutSec * 1000))) {
+      signalProcess(p.pid, p.startTime, 9);
+      await thawIfFrozen(registry, id);
+      if (!(await exitsWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
+    }
+  };
+  if (opts.settle === false) {
+    await ends();
+    return true;
   }
+  const rt = registry.runtimeRecord(id);
+  if (registry.isManaged(id) && rt) {
+    await withExitClaim(registry, id, async () => {
+      await ends();
+      await monitorRecorded(registry, id, rt);
+    });
+    await containerExited(registry, id);
+  } else await ends();
   await settle(registry, id, p.monitorPid, p.monitorStartTime);
   return true;
 }
