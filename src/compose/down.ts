@@ -10,7 +10,9 @@ import { removeVolume, volumesOf } from '../volume/manage';
 import { removeImages } from '../image/remove';
 import { dependencies, startOrder } from './model';
 import { LABEL, projectContainers } from './project';
-import { imageName, removeOne, type ComposeContext } from './up';
+import { imageName, removeOne, stopGrace, type ComposeContext } from './up';
+import { stopContainer } from '../container/stop';
+import { withExitClaim } from '../container/detached';
 
 export interface DownOptions {
   volumes?: boolean;
@@ -39,7 +41,34 @@ export async function down(ctx: ComposeContext, opts: DownOptions = {}) {
   ];
   const orphans = all.filter((c) => !c.oneoff && !known(c.service));
   if (orphans.length && !opts.removeOrphans) ctx.log(`WARN: found orphan containers (${orphans.map((c) => c.info.name).join(', ')}): run with --remove-orphans to remove them`);
-  for (const g of groups) await Promise.all(g.map((c) => removeOne(ctx, c, { volumes: opts.volumes, timeout: opts.timeout })));
+  // Only the stops keep that order: a stopped level's removal (its network clean-up, mostly) runs while
+  // the next level stops. Each container is claimed first: its clean-up is done here, not by a process
+  // its monitor would start.
+  const removals: Promise<void>[] = [];
+  for (const g of groups) {
+    const stops = g.map(
+      (c) =>
+        new Promise<void>((stopped, notStopped) => {
+          const grace = opts.timeout ?? stopGrace(project.services[c.service]);
+          const removal = withExitClaim(ctx.registry, c.info.id, async () => {
+            await stopContainer(ctx.registry, c.info.id, grace, undefined, { settle: false }).then(() => stopped(), (e) => {
+              notStopped(e);
+              throw e;
+            });
+            await removeOne(ctx, c, { volumes: opts.volumes, stopped: true });
+          });
+          removal.catch(notStopped); // a claim that could not be made: no stop either (a no-op after stopped())
+          removals.push(removal);
+        }),
+    );
+    const failedStop = (await Promise.allSettled(stops)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failedStop) {
+      await Promise.allSettled(removals);
+      throw failedStop.reason;
+    }
+  }
+  const failed = (await Promise.allSettled(removals)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 
   const nets = networksOf(ctx.registry);
   for (const n of Object.values(project.networks)) {

@@ -280,8 +280,8 @@ export function stopGrace(s: ServiceConfig | undefined): number {
   return ms !== undefined ? Math.ceil(ms / 1000) : 10;
 }
 
-export async function removeOne(ctx: ComposeContext, c: ProjectContainer, opts: { volumes?: boolean; timeout?: number } = {}) {
-  await stopContainer(ctx.registry, c.info.id, opts.timeout ?? stopGrace(ctx.project.services[c.service]));
+export async function removeOne(ctx: ComposeContext, c: ProjectContainer, opts: { volumes?: boolean; timeout?: number; stopped?: boolean } = {}) {
+  if (!opts.stopped) await stopContainer(ctx.registry, c.info.id, opts.timeout ?? stopGrace(ctx.project.services[c.service]));
   await removeContainer(ctx.registry, c.info.id, { force: true, volumes: opts.volumes });
   say(ctx, 'Container', c.info.name, 'Removed');
 }
