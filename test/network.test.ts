@@ -277,7 +277,8 @@ t.test('a user network: members reach each other by name and alias; another netw
   t.not(r.status, 0, 'a container on another network cannot resolve it');
   t.match(r.stderr, /bad address 'db'/);
   const dbIp = JSON.parse(ts(['inspect', 'db']).stdout)[0].NetworkSettings.Networks.app.IPAddress;
-  r = ts(['run', '--rm', '--network', 'elsewhere', 'busybox', 'timeout', '3', 'wget', '-q', '-O', '-', `http://${dbIp}/`]);
+  // --init: as pid 1 wget would ignore timeout's SIGTERM and wait out TCP's retries (some 130 s).
+  r = ts(['run', '--rm', '--init', '--network', 'elsewhere', 'busybox', 'timeout', '3', 'wget', '-q', '-O', '-', `http://${dbIp}/`]);
   t.not(r.stdout, 'i am the db\n', `nor reach it by its address ${dbIp}: user networks are kept apart`);
   // A member that comes later is named in the hosts of those already there.
   t.equal(ts(['run', '-d', '--name', 'late', '--network', 'app', 'busybox', 'sleep', '60']).status, 0);
