@@ -138,6 +138,7 @@ t.test("an image's HEALTHCHECK applies; flags replace its fields; --no-healthche
   t.equal(ts(['run', '-d', '--init', '--name', 'hc-img', 'hc-image', 'sleep', '600']).status, 0);
   t.teardown(() => ts(['rm', '-f', 'hc-img']));
   t.same(inspect('hc-img').Config.Healthcheck.Test, ['CMD', 'cat', '/etc/healthy'], 'the image\'s test');
+  t.notOk(inspect('hc-img').Config.Shell, 'no SHELL in the image: none in the config');
   t.ok(await eventually(() => health('hc-img')?.Status === 'healthy'), 'the image\'s check runs and passes');
   t.equal(health('hc-img')!.Log.at(-1)!.Output, 'image-ok\n');
 
@@ -170,6 +171,26 @@ t.test("an image's HEALTHCHECK applies; flags replace its fields; --no-healthche
   const mine = monitorsFor(storage).map((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).filter((c) => c.includes(id));
   t.equal(mine.length, 1, 'its monitor');
   t.notMatch(mine[0], /healthcheck/, 'is given no probe to start');
+});
+
+t.test("a CMD-SHELL check runs in the image's SHELL", { skip: needsRoot }, async (t) => {
+  const ctx = fs.mkdtempSync(path.join(TEST_BASE, 'health-shell-'));
+  t.teardown(() => fs.rmSync(ctx, { recursive: true, force: true }));
+  // Only this shell sets VIA: under /bin/sh -c the check would fail.
+  fs.writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM busybox\nSHELL ["/bin/busybox", "env", "VIA=image-shell", "sh", "-c"]\nHEALTHCHECK --interval=250ms --retries=1 CMD test "$VIA" = image-shell && echo "$VIA"\n');
+  const b = ts(['build', '-q', '--network', 'none', '-t', 'hc-shell', ctx], 120_000);
+  t.equal(b.status, 0, b.stderr);
+  t.teardown(() => ts(['rmi', 'hc-shell']));
+  t.equal(ts(['run', '-d', '--init', '--name', 'hc-sh', 'hc-shell', 'sleep', '600']).status, 0);
+  t.teardown(() => ts(['rm', '-f', 'hc-sh']));
+  t.same(inspect('hc-sh').Config.Shell, ['/bin/busybox', 'env', 'VIA=image-shell', 'sh', '-c'], 'Config.Shell is the image\'s');
+  t.equal(inspect('hc-sh').Config.Healthcheck.Test[0], 'CMD-SHELL');
+  t.ok(await eventually(() => health('hc-sh')?.Status === 'healthy'), 'the check passed: it ran in that shell');
+  t.equal(health('hc-sh')!.Log.at(-1)!.Output, 'image-shell\n');
+  // --health-cmd is CMD-SHELL too, and runs in the same shell.
+  t.equal(ts(['run', '-d', '--init', '--name', 'hc-sh2', '--health-cmd', 'echo "[$VIA]"', '--health-interval', '250ms', 'hc-shell', 'sleep', '600']).status, 0);
+  t.teardown(() => ts(['rm', '-f', 'hc-sh2']));
+  t.ok(await eventually(() => health('hc-sh2')?.Log.at(-1)?.Output === '[image-shell]\n'), '--health-cmd through the image\'s shell');
 });
 
 t.test('a foreground run probes too', { skip: needsRoot }, async (t) => {

@@ -146,7 +146,8 @@ export async function runHealthcheck(registry: Registry, id: string): Promise<He
   const live = registry.live(info);
   if (!live.running) throw new TsrunError(`healthcheck ${info.name}: the container is ${live.status}, not running`);
   const times = healthTimes(hc);
-  const args = hc.Test[0] === 'CMD-SHELL' ? ['/bin/sh', '-c', hc.Test[1]] : hc.Test.slice(1);
+  // CMD-SHELL runs in the image's SHELL, as Docker runs it.
+  const args = hc.Test[0] === 'CMD-SHELL' ? [...(info.config.shell ?? ['/bin/sh', '-c']), hc.Test[1]] : hc.Test.slice(1);
   const start = new Date();
   const result = await probe(registry, id, args, times.timeoutMs);
   const end = new Date();

@@ -188,6 +188,7 @@ export function inspectContainer(registry: Registry, id: string) {
       Labels: info.config.labels,
       StopSignal: info.config.stopSignal,
       ...(info.config.healthcheck ? { Healthcheck: info.config.healthcheck } : {}),
+      ...(info.config.shell ? { Shell: info.config.shell } : {}),
     },
     Runtime: rt ? { Root: registry.runtime.root, Bundle: rt.bundle, CgroupPath: rt.cgroupPath } : undefined,
   };

@@ -48,6 +48,8 @@ export interface ContainerInfo {
     stopSignal: string;
     /** Docker's Config.Healthcheck (the image's with the flags over it); absent: none. */
     healthcheck?: HealthConfig;
+    /** The image's SHELL (Docker's Config.Shell), which runs a CMD-SHELL health check; absent: /bin/sh -c. */
+    shell?: string[];
   };
   hostConfig: {
     autoRemove: boolean;

@@ -257,6 +257,7 @@ export async function createImageContainer(opts: ImageRunOptions): Promise<{ reg
       labels: { ...cfg.Labels, ...opts.labels },
       stopSignal: opts.stopSignal ?? cfg.StopSignal ?? 'SIGTERM',
       ...(healthcheck ? { healthcheck } : {}),
+      ...(cfg.Shell?.length ? { shell: cfg.Shell } : {}),
     },
     hostConfig: {
       autoRemove: !!opts.rm,
