@@ -51,7 +51,7 @@ export async function down(ctx: ComposeContext, opts: DownOptions = {}) {
         new Promise<void>((stopped, notStopped) => {
           const grace = opts.timeout ?? stopGrace(project.services[c.service]);
           const removal = withExitClaim(ctx.registry, c.info.id, async () => {
-            await stopContainer(ctx.registry, c.info.id, grace, undefined, { settle: false }).then(() => stopped(), (e) => {
+            await stopContainer(ctx.registry, c.info.id, grace, undefined, { cleanUp: false }).then(() => stopped(), (e) => {
               notStopped(e);
               throw e;
             });

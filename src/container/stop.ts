@@ -7,16 +7,16 @@ import { exitsWithin, signalProcess } from './kill';
 import { isFrozen, thaw } from '../cgroup/ops';
 import { monitorRecorded, startDetached, withExitClaim } from './detached';
 import { containerExited } from './exited';
-import { isAlive, processStartTime } from './store';
+import { isAlive, processStartTime, type ContainerRecord } from './store';
 import type { Registry } from './registry';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The live process of a container, if it has one. */
-function liveProcess(registry: Registry, id: string): { pid: number; startTime: string; monitorPid?: number; monitorStartTime?: string } | undefined {
+function liveProcess(registry: Registry, id: string): { pid: number; startTime: string; monitorPid?: number; monitorStartTime?: string; record: ContainerRecord } | undefined {
   const rt = registry.runtimeRecord(id);
   if (!rt || !rt.pid || !isAlive(rt.pid, rt.pidStartTime)) return undefined;
-  return { pid: rt.pid, startTime: rt.pidStartTime, monitorPid: rt.monitorPid, monitorStartTime: rt.monitorStartTime };
+  return { pid: rt.pid, startTime: rt.pidStartTime, monitorPid: rt.monitorPid, monitorStartTime: rt.monitorStartTime, record: rt };
 }
 
 async function markManualStop(registry: Registry, id: string) {
@@ -44,11 +44,11 @@ function stopSignalOf(registry: Registry, id: string): number {
 /**
  * Docker's stop: the stop signal, then SIGKILL after timeoutSec; then the
  * clean-up after the exit, done here (the monitor is told not to start a
- * process for it). Returns false if it was not running. With settle false
+ * process for it). Returns false if it was not running. With cleanUp false
  * it returns once the process has gone and does no clean-up: for a caller
  * that holds the exit claim and removes the container next.
  */
-export async function stopContainer(registry: Registry, id: string, timeoutSec = 10, signal?: number, opts: { settle?: boolean } = {}): Promise<boolean> {
+export async function stopContainer(registry: Registry, id: string, timeoutSec = 10, signal?: number, opts: { cleanUp?: boolean } = {}): Promise<boolean> {
   await markManualStop(registry, id);
   const p = liveProcess(registry, id);
   if (!p) return false;
@@ -63,15 +63,14 @@ export async function stopContainer(registry: Registry, id: string, timeoutSec =
       if (!(await exitsWithin(p.pid, p.startTime, 10_000))) throw new TsrunError(`stop ${id.slice(0, 12)}: pid ${p.pid} still runs 10 s after SIGKILL (uninterruptible sleep?)`);
     }
   };
-  if (opts.settle === false) {
+  if (opts.cleanUp === false) {
     await ends();
     return true;
   }
-  const rt = registry.runtimeRecord(id);
-  if (registry.isManaged(id) && rt) {
+  if (registry.isManaged(id)) {
     await withExitClaim(registry, id, async () => {
       await ends();
-      await monitorRecorded(registry, id, rt);
+      await monitorRecorded(registry, id, p.record);
     });
     await containerExited(registry, id);
   } else await ends();
